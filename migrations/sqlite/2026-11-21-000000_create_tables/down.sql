@@ -1,0 +1,3 @@
+DROP TABLE session_history;
+DROP TABLE sessions;
+DROP TABLE users;

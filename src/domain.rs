@@ -1,0 +1,283 @@
+//! Newtypes that cannot hold a bad value: a value of one of these types has passed its `parse`.
+//!
+//! Everything the service stores or compares goes through here, so the rules of SPEC 2 and 3
+//! (ID lengths, the set of rights, end reasons) live in one place.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+
+/// Longest user ID, session ID, client type or department we accept.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Bytes of OS randomness in a new session ID: 256 bits, twice the SPEC's floor.
+const SESSION_ID_RANDOM_BYTES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{what} must be 1 to {MAX_ID_LEN} characters")]
+    Length { what: &'static str },
+    #[error("{what} must not contain control characters")]
+    Control { what: &'static str },
+    #[error("session IDs are URL-safe base64 characters")]
+    SessionIdAlphabet,
+    #[error("unknown right '{0}' (expected AdministratorRight, UpdateSessionRight or ViewSessionRight)")]
+    UnknownRight(String),
+    #[error("the random source failed: {0}")]
+    Random(String),
+}
+
+fn check_text(what: &'static str, value: &str) -> Result<(), DomainError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_ID_LEN {
+        return Err(DomainError::Length { what });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::Control { what });
+    }
+    Ok(())
+}
+
+/// A session ID: URL-safe, at most 64 characters. New ones carry 256 bits from the OS.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if value.is_empty() || value.len() > MAX_ID_LEN {
+            return Err(DomainError::Length { what: "a session ID" });
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(DomainError::SessionIdAlphabet);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// A fresh ID from the operating system's random source.
+    pub fn generate() -> Result<Self, DomainError> {
+        let mut bytes = [0u8; SESSION_ID_RANDOM_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| DomainError::Random(e.to_string()))?;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first characters only: enough to tell sessions apart in a log, too few to use one.
+    pub fn redacted(&self) -> String {
+        format!("{}…", &self.0[..self.0.len().min(6)])
+    }
+}
+
+// Never print a whole session ID by accident: Debug and Display both redact.
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.redacted())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A user ID: 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        check_text("a user ID", value)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A department name: 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department(String);
+
+impl Department {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        check_text("a department", value)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The client type of a session: `standard`, `bw`, `clientless` or what startSession was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientType(String);
+
+impl ClientType {
+    pub const STANDARD: &'static str = "standard";
+    pub const BW: &'static str = "bw";
+    pub const CLIENTLESS: &'static str = "clientless";
+
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        check_text("a client type", value)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn standard() -> Self {
+        Self(Self::STANDARD.to_owned())
+    }
+
+    pub fn bw() -> Self {
+        Self(Self::BW.to_owned())
+    }
+
+    pub fn clientless() -> Self {
+        Self(Self::CLIENTLESS.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Array results to a `bw` session carry no trailing nil element (SPEC 4).
+    pub fn is_bw(value: &str) -> bool {
+        value == Self::BW
+    }
+}
+
+/// A right a user may hold (SPEC 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Right {
+    Administrator,
+    UpdateSession,
+    ViewSession,
+}
+
+impl Right {
+    pub const ALL: [Right; 3] = [Right::Administrator, Right::UpdateSession, Right::ViewSession];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::Administrator => "AdministratorRight",
+            Right::UpdateSession => "UpdateSessionRight",
+            Right::ViewSession => "ViewSessionRight",
+        }
+    }
+}
+
+impl FromStr for Right {
+    type Err = DomainError;
+
+    /// Accepts the contract's names in any letter case, so `viewsessionright` works on a CLI.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Right::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(value.trim()))
+            .ok_or_else(|| DomainError::UnknownRight(value.to_owned()))
+    }
+}
+
+impl fmt::Display for Right {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a session ended; stored in its history record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Closed,
+    Deleted,
+    Expired,
+    UserDisabled,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Closed => "closed",
+            EndReason::Deleted => "deleted",
+            EndReason::Expired => "expired",
+            EndReason::UserDisabled => "user-disabled",
+        }
+    }
+}
+
+/// A password in memory. Debug never shows it, so it cannot reach a log by `{:?}`.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_session_ids_are_url_safe_and_distinct() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 43);
+        assert!(SessionId::parse(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn session_ids_refuse_other_characters_and_lengths() {
+        assert!(SessionId::parse("").is_err());
+        assert!(SessionId::parse("a b").is_err());
+        assert!(SessionId::parse(&"a".repeat(65)).is_err());
+        assert!(SessionId::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn debug_and_display_never_show_a_whole_session_id() {
+        let id = SessionId::generate().unwrap();
+        assert!(!format!("{id:?}").contains(id.as_str()));
+        assert!(!format!("{id}").contains(id.as_str()));
+    }
+
+    #[test]
+    fn user_ids_are_one_to_sixty_four_characters() {
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(&"é".repeat(64)).is_ok());
+        assert!(UserId::parse(&"é".repeat(65)).is_err());
+        assert!(UserId::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn rights_parse_in_any_case() {
+        assert_eq!("viewsessionright".parse::<Right>().unwrap(), Right::ViewSession);
+        assert!("Root".parse::<Right>().is_err());
+    }
+}

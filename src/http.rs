@@ -1,0 +1,333 @@
+//! actix wiring, the only module that sees both `soap` and `service`: reads the body within its
+//! limit, decodes the envelope, runs the operation on a blocking thread, encodes the answer.
+//! [`dispatch`] is the one table from WSDL operation to service call.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::service::{CallContext, ServiceError, SessionFilter, SessionService, SessionView};
+use crate::soap::envelope::charset_is_utf8;
+use crate::soap::wsdl::Description;
+use crate::soap::{
+    self, Fault, FaultCode, Limits, Operation, Request, Response, SessionInfoItem, SessionItem,
+    SoapVersion,
+};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub service: Arc<SessionService>,
+    pub public_url: Option<String>,
+    pub max_body_size: usize,
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Mounts the endpoint at each path: POST for SOAP, GET for the WSDL.
+pub fn routes(paths: Vec<String>) -> impl Fn(&mut web::ServiceConfig) {
+    move |cfg| {
+        for path in &paths {
+            cfg.service(
+                web::resource(path.as_str())
+                    .route(web::post().to(soap_endpoint))
+                    .route(web::get().to(wsdl_endpoint)),
+            );
+        }
+    }
+}
+
+fn fault_response(version: SoapVersion, fault: &Fault) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(fault.http_status(version))
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type(version.content_type())
+        .body(fault.encode(version))
+}
+
+fn fault_of(e: &ServiceError) -> Fault {
+    let code = match e {
+        ServiceError::AuthenticationFailed => FaultCode::AuthenticationFailed,
+        ServiceError::AccountLocked => FaultCode::AccountLocked,
+        ServiceError::InvalidSession => FaultCode::InvalidSession,
+        ServiceError::AccessDenied => FaultCode::AccessDenied,
+        ServiceError::SessionNotFound => FaultCode::SessionNotFound,
+        ServiceError::InvalidRequest(_) => FaultCode::InvalidRequest,
+        ServiceError::Unavailable => FaultCode::ServiceUnavailable,
+        ServiceError::Internal => FaultCode::InternalError,
+    };
+    Fault::new(code, e.to_string())
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads the body, stopping at `limit` bytes: a larger one is never held in memory.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The SOAPAction a request carries: the SOAP 1.1 header, or SOAP 1.2's `action` parameter.
+fn actions(req: &HttpRequest, media: Option<&mime::Mime>) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(v) = req.headers().get("SOAPAction").and_then(|v| v.to_str().ok()) {
+        found.push(v.to_owned());
+    }
+    if let Some(action) = media.and_then(|m| m.get_param("action")) {
+        found.push(action.as_str().to_owned());
+    }
+    found
+}
+
+async fn soap_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let media = req.mime_type().ok().flatten();
+    let hint = media
+        .as_ref()
+        .map_or(SoapVersion::V11, |m| SoapVersion::from_media_type(m.essence_str()));
+    let charset = media
+        .as_ref()
+        .and_then(|m| m.get_param(mime::CHARSET))
+        .map(|c| c.as_str().to_owned());
+    if !charset_is_utf8(charset.as_deref()) {
+        let fault = Fault::client(
+            FaultCode::InvalidRequest,
+            format!("charset '{}' is not supported, send UTF-8", charset.unwrap_or_default()),
+        );
+        return fault_response(hint, &fault);
+    }
+    let body = match read_body(&req, payload, state.max_body_size).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            let message = format!("the request is larger than {} bytes", state.max_body_size);
+            return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
+        }
+        Err(BodyError::Read(e)) => {
+            let message = format!("the request body could not be read: {e}");
+            return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
+        }
+    };
+    let decoded = match soap::decode(&body, hint, Limits::default()) {
+        Ok(d) => d,
+        Err(rejected) => {
+            log::debug!("rejected request: {}", rejected.fault.message);
+            return fault_response(rejected.version, &rejected.fault);
+        }
+    };
+    let version = decoded.version;
+    let operation = decoded.request.operation();
+    for action in actions(&req, media.as_ref()) {
+        if let Some(named) = Operation::from_action(&action) {
+            if named != operation {
+                let message = format!(
+                    "SOAPAction names {} but the Body holds {}",
+                    named.name(),
+                    operation.name()
+                );
+                return fault_response(version, &Fault::client(FaultCode::InvalidRequest, message));
+            }
+        }
+    }
+    let ctx = CallContext {
+        host: client_host(&req, &state.trusted_proxies),
+    };
+    let service = state.service.clone();
+    let request = decoded.request;
+    match web::block(move || dispatch(&service, request, &ctx)).await {
+        Ok(Ok(response)) => HttpResponse::Ok()
+            .content_type(version.content_type())
+            .body(response.encode(version)),
+        Ok(Err(e)) => fault_response(version, &fault_of(&e)),
+        Err(e) => {
+            log::error!("{} did not complete: {e}", operation.name());
+            fault_response(version, &Fault::new(FaultCode::InternalError, "internal error"))
+        }
+    }
+}
+
+/// The caller's address: the peer, or what X-Forwarded-For says when the peer is a proxy we
+/// were told to trust (the last address in the chain that is not one of ours).
+fn client_host(req: &HttpRequest, trusted: &[IpAddr]) -> Option<String> {
+    let peer = req.peer_addr().map(|a| a.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded = req
+        .headers()
+        .get_all("X-Forwarded-For")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    let client = forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer);
+    Some(client.to_string())
+}
+
+async fn wsdl_endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(description) = Description::from_query(req.query_string()) else {
+        return HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(format!(
+            "sessiond SOAP endpoint: POST SOAP 1.1 or 1.2 requests here. \
+             Description: {0}?wsdl (SOAP 1.1), {0}?wsdl=soap12 (SOAP 1.1 and 1.2)\n",
+            req.path()
+        ));
+    };
+    let address = match &state.public_url {
+        Some(base) => format!("{base}{}", req.path()),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}{}", info.scheme(), info.host(), req.path())
+        }
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8")))
+        .body(description.render(&address))
+}
+
+fn session_item(v: SessionView) -> SessionItem {
+    SessionItem {
+        session_id: v.session_id,
+        user_id: v.user_id,
+        client_type: v.client_type,
+        host: v.host,
+        creation_time: v.created_at,
+        last_activity_time: v.last_activity,
+        expiration_time: v.expires_at,
+    }
+}
+
+fn session_info_item(v: SessionView) -> SessionInfoItem {
+    SessionInfoItem {
+        session_id: v.session_id,
+        user_id: v.user_id,
+        client_type: v.client_type,
+        client_name: v.client_name,
+        host: v.host,
+        location: v.location,
+        creation_time: v.created_at,
+        last_activity_time: v.last_activity,
+        expiration_time: v.expires_at,
+        end_time: v.ended_at,
+        end_reason: v.end_reason,
+        created_by: v.created_by,
+        is_current: v.is_current,
+        is_remote: v.is_remote,
+    }
+}
+
+/// Each WSDL operation and the service call that answers it.
+pub fn dispatch(s: &SessionService, request: Request, ctx: &CallContext) -> Result<Response, ServiceError> {
+    use crate::domain::Password;
+    use Operation as O;
+    Ok(match request {
+        Request::GetSession { user_id, password } => {
+            let v = s.get_session(&user_id, &Password::new(password), ctx)?;
+            Response::SessionId(O::GetSession, v.session_id)
+        }
+        Request::GetBWSession { user_id, password } => {
+            let v = s.get_bw_session(&user_id, &Password::new(password), ctx)?;
+            Response::SessionId(O::GetBWSession, v.session_id)
+        }
+        Request::CloseSession { session_id } => {
+            Response::Closed(O::CloseSession, s.close_session(&session_id)?)
+        }
+        Request::ValidateSession { session_id } => Response::Valid(s.validate_session(&session_id)?),
+        Request::DeleteSessionId { session_id, target_session_id } => {
+            s.delete_session_id(&session_id, &target_session_id)?;
+            Response::Deleted
+        }
+        Request::DeleteExpiredSessionIds { session_id } => {
+            let n = s.delete_expired_session_ids(&session_id)?;
+            Response::DeletedCount(i32::try_from(n).unwrap_or(i32::MAX))
+        }
+        Request::GetExpiredSessionIds { session_id } => {
+            let list = s.get_expired_session_ids(&session_id)?;
+            Response::Sessions {
+                operation: O::GetExpiredSessionIds,
+                sessions: list.sessions.into_iter().map(session_item).collect(),
+                nil_terminated: list.nil_terminated,
+            }
+        }
+        Request::ListActiveSessionIds { session_id } => {
+            let list = s.list_active_session_ids(&session_id)?;
+            Response::Sessions {
+                operation: O::ListActiveSessionIds,
+                sessions: list.sessions.into_iter().map(session_item).collect(),
+                nil_terminated: list.nil_terminated,
+            }
+        }
+        Request::StartSession { user_id, password, client_type, client_name } => {
+            let v = s.start_session(
+                &user_id,
+                &Password::new(password),
+                client_type.as_deref(),
+                client_name.as_deref(),
+                ctx,
+            )?;
+            Response::SessionInfo(O::StartSession, Box::new(session_info_item(v)))
+        }
+        Request::GetSessions {
+            session_id,
+            filter_session_id,
+            filter_user_id,
+            filter_client_type,
+            include_expired,
+            offset,
+            limit,
+        } => {
+            let filter = SessionFilter {
+                session_id: filter_session_id,
+                user_id: filter_user_id,
+                client_type: filter_client_type,
+                include_expired: include_expired.unwrap_or(false),
+                offset,
+                limit,
+            };
+            let list = s.get_sessions(&session_id, &filter)?;
+            Response::SessionInfos {
+                sessions: list.sessions.into_iter().map(session_info_item).collect(),
+                nil_terminated: list.nil_terminated,
+            }
+        }
+        Request::GetSessionInfo { session_id, target_session_id } => {
+            let v = s.get_session_info(&session_id, &target_session_id)?;
+            Response::SessionInfo(O::GetSessionInfo, Box::new(session_info_item(v)))
+        }
+        Request::GetSessionUser { session_id, target_session_id } => {
+            Response::UserId(s.get_session_user(&session_id, &target_session_id)?)
+        }
+        Request::GetCurrentSession { session_id } => {
+            let v = s.get_current_session(&session_id)?;
+            Response::SessionInfo(O::GetCurrentSession, Box::new(session_info_item(v)))
+        }
+        Request::ExtendSession { session_id } => Response::ExpirationTime(s.extend_session(&session_id)?),
+        Request::ConfirmId { session_id, password } => {
+            Response::Confirmed(s.confirm_id(&session_id, &Password::new(password))?)
+        }
+        Request::OpenClientlessSession { session_id, user_id, client_name } => {
+            let id = s.open_clientless_session(&session_id, &user_id, client_name.as_deref(), ctx)?;
+            Response::ClientlessSessionId(id)
+        }
+        Request::CloseClientlessSession { session_id, clientless_session_id } => Response::Closed(
+            O::CloseClientlessSession,
+            s.close_clientless_session(&session_id, &clientless_session_id)?,
+        ),
+    })
+}

@@ -1,0 +1,11 @@
+//! sessiond: a session service for legacy SOAP clients.
+//!
+//! The binary in `main.rs` is a thin shell over these modules, so the tests drive the same code.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod service;
+pub mod soap;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,256 @@
+//! The `sessiond` command: parse, load the configuration, call into the library.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use sessiond::config::Config;
+use sessiond::domain::{Password, Right};
+use sessiond::service::clock::SystemClock;
+use sessiond::service::{SessionService, SessionView};
+use sessiond::startup::{open_service, Application};
+
+#[derive(Parser)]
+#[command(name = "sessiond", version, about = "Session service for legacy SOAP clients")]
+struct Cli {
+    /// TOML settings file (default: SESSIOND_CONFIG, else ./sessiond.toml if present)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SOAP (migrates the database first)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and end sessions
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Args)]
+struct PasswordInput {
+    /// Read the password as one line from standard input (it is never an argument)
+    #[arg(long, required = true)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user
+    Add {
+        user: String,
+        #[command(flatten)]
+        password: PasswordInput,
+        #[arg(long)]
+        department: Option<String>,
+    },
+    /// Set a user's password (also lifts a lock-out)
+    Passwd {
+        user: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Disable a user and end all of its sessions
+    Disable { user: String },
+    /// Enable a disabled user
+    Enable { user: String },
+    /// Give a user a right: AdministratorRight, UpdateSessionRight or ViewSessionRight
+    Grant { user: String, right: String },
+    /// Take a right from a user
+    Revoke { user: String, right: String },
+    /// Set a user's department, or clear it when none is given
+    SetDepartment { user: String, department: Option<String> },
+    /// List users
+    List,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List active sessions
+    ListActive,
+    /// List stored sessions that have expired
+    ListExpired,
+    /// End a session (reason: deleted)
+    Delete { session_id: String },
+    /// Remove every expired session
+    DeleteExpired,
+    /// Show a session's details, ended ones included
+    Info { session_id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sessiond: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve => serve(config),
+        Command::Migrate => {
+            open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let service = open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            user(&service, cmd)
+        }
+        Command::Sessions(cmd) => {
+            let service = open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            sessions(&service, cmd)
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config).await.map_err(|e| e.to_string())?;
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn read_password() -> Result<Password, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(Password::new(password))
+}
+
+fn parse_right(right: &str) -> Result<Right, String> {
+    right.parse::<Right>().map_err(|e| e.to_string())
+}
+
+fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
+    let e = |e: sessiond::service::ServiceError| e.to_string();
+    match cmd {
+        UserCommand::Add { user, department, .. } => {
+            s.add_user(&user, &read_password()?, department.as_deref()).map_err(e)?;
+            println!("added user {user}");
+        }
+        UserCommand::Passwd { user, .. } => {
+            s.set_password(&user, &read_password()?).map_err(e)?;
+            println!("password of {user} set");
+        }
+        UserCommand::Disable { user } => {
+            let ended = s.disable_user(&user).map_err(e)?;
+            println!("disabled {user}; ended {ended} sessions");
+        }
+        UserCommand::Enable { user } => {
+            s.enable_user(&user).map_err(e)?;
+            println!("enabled {user}");
+        }
+        UserCommand::Grant { user, right } => {
+            let right = parse_right(&right)?;
+            s.set_right(&user, right, true).map_err(e)?;
+            println!("granted {right} to {user}");
+        }
+        UserCommand::Revoke { user, right } => {
+            let right = parse_right(&right)?;
+            s.set_right(&user, right, false).map_err(e)?;
+            println!("revoked {right} from {user}");
+        }
+        UserCommand::SetDepartment { user, department } => {
+            s.set_department(&user, department.as_deref()).map_err(e)?;
+            match department {
+                Some(d) => println!("department of {user} set to {d}"),
+                None => println!("department of {user} cleared"),
+            }
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<16} {:<9} RIGHTS", "USER", "DEPARTMENT", "STATE");
+            for u in s.list_users().map_err(e)? {
+                let state = match (u.disabled, u.locked) {
+                    (true, _) => "disabled",
+                    (false, true) => "locked",
+                    _ => "enabled",
+                };
+                let rights: Vec<_> = u.rights.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{:<24} {:<16} {:<9} {}",
+                    u.user_id,
+                    u.department.as_deref().unwrap_or("-"),
+                    state,
+                    rights.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_sessions(list: &[SessionView]) {
+    println!(
+        "{:<44} {:<16} {:<11} {:<24} {:<24} HOST",
+        "SESSION", "USER", "TYPE", "CREATED", "EXPIRES"
+    );
+    for v in list {
+        println!(
+            "{:<44} {:<16} {:<11} {:<24} {:<24} {}",
+            v.session_id,
+            v.user_id,
+            v.client_type,
+            v.created_at.format("%Y-%m-%d %H:%M:%S"),
+            v.expires_at.format("%Y-%m-%d %H:%M:%S"),
+            v.host.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
+    let e = |e: sessiond::service::ServiceError| e.to_string();
+    match cmd {
+        SessionsCommand::ListActive => print_sessions(&s.list_sessions(false).map_err(e)?),
+        SessionsCommand::ListExpired => print_sessions(&s.list_sessions(true).map_err(e)?),
+        SessionsCommand::Delete { session_id } => {
+            s.delete_session(&session_id).map_err(e)?;
+            println!("session deleted");
+        }
+        SessionsCommand::DeleteExpired => {
+            let n = s.remove_expired().map_err(e)?;
+            println!("removed {n} expired sessions");
+        }
+        SessionsCommand::Info { session_id } => {
+            let v = s.session_info(&session_id).map_err(e)?;
+            let t = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let opt = |o: Option<&str>| o.unwrap_or("-").to_owned();
+            println!("session:        {}", v.session_id);
+            println!("user:           {}", v.user_id);
+            println!("client type:    {}", v.client_type);
+            println!("client name:    {}", opt(v.client_name.as_deref()));
+            println!("host:           {}", opt(v.host.as_deref()));
+            println!("location:       {}", v.location);
+            println!("created:        {}", t(v.created_at));
+            println!("last activity:  {}", t(v.last_activity));
+            println!("expires:        {}", t(v.expires_at));
+            println!("ended:          {}", v.ended_at.map(t).unwrap_or_else(|| "-".into()));
+            println!("end reason:     {}", opt(v.end_reason.as_deref()));
+            println!("created by:     {}", opt(v.created_by.as_deref()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! What the administrator's command line does, on the database directly: users and their
+//! rights, and the session verbs. The same rules as the SOAP operations (hashing, ending a
+//! session into the history), so a script and a client see one service.
+
+use base64::Engine;
+
+use super::{Result, ServiceError, SessionService, SessionView};
+use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
+use crate::store::sessions::{self, State};
+use crate::store::users::{self, UserRow};
+
+/// The account the first start creates, and its one-time password.
+pub struct NewAdmin {
+    pub user_id: String,
+    pub password: Password,
+}
+
+/// A user as `user list` shows it.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub department: Option<String>,
+    pub disabled: bool,
+    pub locked: bool,
+    pub rights: Vec<Right>,
+}
+
+fn invalid(e: impl ToString) -> ServiceError {
+    ServiceError::InvalidRequest(e.to_string())
+}
+
+fn no_user(user_id: &UserId) -> ServiceError {
+    ServiceError::InvalidRequest(format!("no user '{user_id}'"))
+}
+
+fn rights_of(u: &UserRow) -> Vec<Right> {
+    Right::ALL
+        .into_iter()
+        .filter(|r| match r {
+            Right::Administrator => u.admin_right,
+            Right::UpdateSession => u.update_right,
+            Right::ViewSession => u.view_right,
+        })
+        .collect()
+}
+
+impl SessionService {
+    pub fn add_user(&self, user_id: &str, password: &Password, department: Option<&str>) -> Result<()> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        let department = department.map(Department::parse).transpose().map_err(invalid)?;
+        check_password_rules(password)?;
+        if users::find(&mut *self.conn()?, user_id.as_str())?.is_some() {
+            return Err(invalid(format!("user '{user_id}' already exists")));
+        }
+        let hash = self.passwords.hash(password)?;
+        let row = UserRow {
+            user_id: user_id.as_str().to_owned(),
+            password_hash: hash,
+            department: department.map(|d| d.as_str().to_owned()),
+            disabled: false,
+            admin_right: false,
+            update_right: false,
+            view_right: false,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: self.now(),
+        };
+        users::insert(&mut *self.conn()?, &row)?;
+        Ok(())
+    }
+
+    /// Sets a new password and lifts any lock.
+    pub fn set_password(&self, user_id: &str, password: &Password) -> Result<()> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        check_password_rules(password)?;
+        let hash = self.passwords.hash(password)?;
+        match users::set_password(&mut *self.conn()?, user_id.as_str(), &hash)? {
+            0 => Err(no_user(&user_id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Disables a user and ends all of its sessions (reason `user-disabled`); returns how many.
+    pub fn disable_user(&self, user_id: &str) -> Result<usize> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        let mut conn = self.conn()?;
+        if users::set_disabled(&mut conn, user_id.as_str(), true)? == 0 {
+            return Err(no_user(&user_id));
+        }
+        let ended = sessions::end_all_of_user(
+            &mut conn,
+            user_id.as_str(),
+            EndReason::UserDisabled.as_str(),
+            self.now(),
+        )?;
+        Ok(ended)
+    }
+
+    pub fn enable_user(&self, user_id: &str) -> Result<()> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        match users::set_disabled(&mut *self.conn()?, user_id.as_str(), false)? {
+            0 => Err(no_user(&user_id)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn set_right(&self, user_id: &str, right: Right, held: bool) -> Result<()> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        let mut conn = self.conn()?;
+        let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(&user_id))?;
+        let (mut admin, mut update, mut view) = (user.admin_right, user.update_right, user.view_right);
+        match right {
+            Right::Administrator => admin = held,
+            Right::UpdateSession => update = held,
+            Right::ViewSession => view = held,
+        }
+        users::set_rights(&mut conn, user_id.as_str(), admin, update, view)?;
+        Ok(())
+    }
+
+    pub fn set_department(&self, user_id: &str, department: Option<&str>) -> Result<()> {
+        let user_id = UserId::parse(user_id).map_err(invalid)?;
+        let department = department.map(Department::parse).transpose().map_err(invalid)?;
+        let department = department.as_ref().map(Department::as_str);
+        match users::set_department(&mut *self.conn()?, user_id.as_str(), department)? {
+            0 => Err(no_user(&user_id)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn list_users(&self) -> Result<Vec<UserSummary>> {
+        let now = self.now();
+        Ok(users::list(&mut *self.conn()?)?
+            .into_iter()
+            .map(|u| UserSummary {
+                rights: rights_of(&u),
+                locked: u.locked_until.is_some_and(|t| t > now),
+                user_id: u.user_id,
+                department: u.department,
+                disabled: u.disabled,
+            })
+            .collect())
+    }
+
+    /// Every stored session that is active (or expired), oldest first.
+    pub fn list_sessions(&self, expired: bool) -> Result<Vec<SessionView>> {
+        let state = if expired { State::Expired } else { State::Active };
+        let mut conn = self.conn()?;
+        let rows = self.list(&mut conn, state, &sessions::Query::default())?;
+        Ok(rows.into_iter().map(|r| self.view(r, None)).collect())
+    }
+
+    /// Ends one session (reason `deleted`); `SessionNotFound` if it is not stored.
+    pub fn delete_session(&self, session_id: &str) -> Result<()> {
+        let id = SessionId::parse(session_id).map_err(|_| ServiceError::SessionNotFound)?;
+        if self.end(&mut *self.conn()?, &id, EndReason::Deleted)? {
+            Ok(())
+        } else {
+            Err(ServiceError::SessionNotFound)
+        }
+    }
+
+    /// A session's details, ended ones included.
+    pub fn session_info(&self, session_id: &str) -> Result<SessionView> {
+        self.find_any(&mut *self.conn()?, session_id, "")
+    }
+
+    /// On a database with no user at all, creates `admin` with AdministratorRight and a random
+    /// password, and returns it so the caller can show it once. `None` when users exist.
+    pub fn ensure_admin(&self) -> Result<Option<NewAdmin>> {
+        if users::count(&mut *self.conn()?)? > 0 {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; 18];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            log::error!("the random source failed: {e}");
+            ServiceError::Internal
+        })?;
+        let password = Password::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        match self.add_user("admin", &password, None) {
+            Ok(()) => {}
+            // Another instance on the same database created it first.
+            Err(ServiceError::InvalidRequest(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.set_right("admin", Right::Administrator, true)?;
+        Ok(Some(NewAdmin {
+            user_id: "admin".into(),
+            password,
+        }))
+    }
+}
+
+fn check_password_rules(password: &Password) -> Result<()> {
+    let p = password.expose();
+    if p.is_empty() {
+        return Err(invalid("the password must not be empty"));
+    }
+    if p.len() > 1024 {
+        return Err(invalid("the password must be at most 1024 bytes"));
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Writing a response envelope: the operation's `…Response` element in the contract namespace,
+//! children qualified (the schema says elementFormDefault="qualified").
+
+use std::fmt::Write;
+
+use chrono::NaiveDateTime;
+use quick_xml::escape::partial_escape;
+
+use super::request::Operation;
+use super::{SoapVersion, NS, XSI};
+
+/// The contract's `Session`: what the legacy arrays carry.
+#[derive(Debug, Clone)]
+pub struct SessionItem {
+    pub session_id: String,
+    pub user_id: String,
+    pub client_type: String,
+    pub host: Option<String>,
+    pub creation_time: NaiveDateTime,
+    pub last_activity_time: NaiveDateTime,
+    pub expiration_time: NaiveDateTime,
+}
+
+/// The contract's `SessionInfo`.
+#[derive(Debug, Clone)]
+pub struct SessionInfoItem {
+    pub session_id: String,
+    pub user_id: String,
+    pub client_type: String,
+    pub client_name: Option<String>,
+    pub host: Option<String>,
+    pub location: String,
+    pub creation_time: NaiveDateTime,
+    pub last_activity_time: NaiveDateTime,
+    pub expiration_time: NaiveDateTime,
+    pub end_time: Option<NaiveDateTime>,
+    pub end_reason: Option<String>,
+    pub created_by: Option<String>,
+    pub is_current: bool,
+    pub is_remote: bool,
+}
+
+/// One operation's result.
+#[derive(Debug, Clone)]
+pub enum Response {
+    /// getSession, getBWSession.
+    SessionId(Operation, String),
+    /// closeSession, closeClientlessSession.
+    Closed(Operation, bool),
+    Valid(bool),
+    /// deleteSessionId: an empty response element.
+    Deleted,
+    DeletedCount(i32),
+    /// getExpiredSessionIds, listActiveSessionIds; nil-terminated unless the caller is `bw`.
+    Sessions {
+        operation: Operation,
+        sessions: Vec<SessionItem>,
+        nil_terminated: bool,
+    },
+    /// getSessions.
+    SessionInfos {
+        sessions: Vec<SessionInfoItem>,
+        nil_terminated: bool,
+    },
+    /// startSession, getSessionInfo, getCurrentSession.
+    SessionInfo(Operation, Box<SessionInfoItem>),
+    UserId(String),
+    ExpirationTime(NaiveDateTime),
+    Confirmed(bool),
+    ClientlessSessionId(String),
+}
+
+/// xs:dateTime in UTC with milliseconds, the form every generated client parses.
+fn date_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+struct Body(String);
+
+impl Body {
+    fn text(&mut self, name: &str, value: &str) {
+        let _ = write!(self.0, "<tns:{name}>{}</tns:{name}>", partial_escape(value));
+    }
+
+    fn nillable(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.text(name, v),
+            None => self.nil(name),
+        }
+    }
+
+    fn nil(&mut self, name: &str) {
+        let _ = write!(self.0, "<tns:{name} xsi:nil=\"true\"/>");
+    }
+
+    fn boolean(&mut self, name: &str, value: bool) {
+        self.text(name, if value { "true" } else { "false" });
+    }
+
+    fn time(&mut self, name: &str, value: NaiveDateTime) {
+        self.text(name, &date_time(value));
+    }
+
+    fn session(&mut self, name: &str, s: &SessionItem) {
+        let _ = write!(self.0, "<tns:{name}>");
+        self.text("sessionId", &s.session_id);
+        self.text("userId", &s.user_id);
+        self.text("clientType", &s.client_type);
+        self.nillable("host", s.host.as_deref());
+        self.time("creationTime", s.creation_time);
+        self.time("lastActivityTime", s.last_activity_time);
+        self.time("expirationTime", s.expiration_time);
+        let _ = write!(self.0, "</tns:{name}>");
+    }
+
+    fn session_info(&mut self, name: &str, s: &SessionInfoItem) {
+        let _ = write!(self.0, "<tns:{name}>");
+        self.text("sessionId", &s.session_id);
+        self.text("userId", &s.user_id);
+        self.text("clientType", &s.client_type);
+        self.nillable("clientName", s.client_name.as_deref());
+        self.nillable("host", s.host.as_deref());
+        self.text("location", &s.location);
+        self.time("creationTime", s.creation_time);
+        self.time("lastActivityTime", s.last_activity_time);
+        self.time("expirationTime", s.expiration_time);
+        match s.end_time {
+            Some(t) => self.time("endTime", t),
+            None => self.nil("endTime"),
+        }
+        self.nillable("endReason", s.end_reason.as_deref());
+        self.nillable("createdBy", s.created_by.as_deref());
+        self.boolean("isCurrent", s.is_current);
+        self.boolean("isRemote", s.is_remote);
+        let _ = write!(self.0, "</tns:{name}>");
+    }
+}
+
+impl Response {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Response::SessionId(op, _) | Response::Closed(op, _) | Response::SessionInfo(op, _) => *op,
+            Response::Sessions { operation, .. } => *operation,
+            Response::Valid(_) => Operation::ValidateSession,
+            Response::Deleted => Operation::DeleteSessionId,
+            Response::DeletedCount(_) => Operation::DeleteExpiredSessionIds,
+            Response::SessionInfos { .. } => Operation::GetSessions,
+            Response::UserId(_) => Operation::GetSessionUser,
+            Response::ExpirationTime(_) => Operation::ExtendSession,
+            Response::Confirmed(_) => Operation::ConfirmId,
+            Response::ClientlessSessionId(_) => Operation::OpenClientlessSession,
+        }
+    }
+
+    pub fn encode(&self, version: SoapVersion) -> String {
+        let mut b = Body(String::with_capacity(512));
+        match self {
+            Response::SessionId(_, id) => b.text("sessionId", id),
+            Response::Closed(_, closed) => b.boolean("closed", *closed),
+            Response::Valid(valid) => b.boolean("valid", *valid),
+            Response::Deleted => {}
+            Response::DeletedCount(n) => b.text("deletedCount", &n.to_string()),
+            Response::Sessions {
+                sessions,
+                nil_terminated,
+                ..
+            } => {
+                for s in sessions {
+                    b.session("session", s);
+                }
+                if *nil_terminated {
+                    b.nil("session");
+                }
+            }
+            Response::SessionInfos {
+                sessions,
+                nil_terminated,
+            } => {
+                for s in sessions {
+                    b.session_info("session", s);
+                }
+                if *nil_terminated {
+                    b.nil("session");
+                }
+            }
+            Response::SessionInfo(_, s) => b.session_info("session", s),
+            Response::UserId(id) => b.text("userId", id),
+            Response::ExpirationTime(t) => b.time("expirationTime", *t),
+            Response::Confirmed(c) => b.boolean("confirmed", *c),
+            Response::ClientlessSessionId(id) => b.text("clientlessSessionId", id),
+        }
+        let op = self.operation().name();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <soap:Envelope xmlns:soap=\"{}\" xmlns:xsi=\"{XSI}\"><soap:Body>\
+             <tns:{op}Response xmlns:tns=\"{NS}\">{}</tns:{op}Response>\
+             </soap:Body></soap:Envelope>",
+            version.envelope_ns(),
+            b.0
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_list_is_one_nil_element_unless_bw() {
+        let r = Response::Sessions {
+            operation: Operation::ListActiveSessionIds,
+            sessions: vec![],
+            nil_terminated: true,
+        };
+        let xml = r.encode(SoapVersion::V11);
+        assert!(xml.contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"><tns:session xsi:nil=\"true\"/></tns:listActiveSessionIdsResponse>"));
+        let r = Response::Sessions {
+            operation: Operation::ListActiveSessionIds,
+            sessions: vec![],
+            nil_terminated: false,
+        };
+        assert!(r.encode(SoapVersion::V12).contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"></tns:listActiveSessionIdsResponse>"));
+    }
+
+    #[test]
+    fn date_times_are_utc_with_milliseconds() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_milli_opt(10, 5, 7, 42)
+            .unwrap();
+        assert_eq!(date_time(t), "2026-11-21T10:05:07.042Z");
+    }
+}

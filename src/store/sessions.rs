@@ -1,0 +1,275 @@
+//! The `sessions` table: stored sessions, active and expired-but-not-yet-removed.
+//!
+//! Ending a session moves its row to `session_history` in the same transaction, with
+//! `DELETE … RETURNING`, so a session ended by two instances at once is ended (and recorded)
+//! exactly once.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::history::HistoryRow;
+use super::schema::{session_history, sessions, users};
+use super::users::UserRow;
+use super::{on_backend, DbConnection, WriteTransaction};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub client_type: String,
+    pub client_name: Option<String>,
+    pub host: Option<String>,
+    pub location: String,
+    pub created_at: NaiveDateTime,
+    pub last_activity: NaiveDateTime,
+    pub created_by: Option<String>,
+}
+
+/// The instants before which a session counts as expired: idle since before `idle`, or created
+/// before `lifetime` when an absolute lifetime is set.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    pub idle: NaiveDateTime,
+    pub lifetime: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Active,
+    Expired,
+    Any,
+}
+
+/// A listing: which sessions, filtered how, which page. Absent filters match anything.
+#[derive(Debug, Clone, Default)]
+pub struct Query<'a> {
+    pub session_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub client_type: Option<&'a str>,
+    pub offset: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The hot path of validateSession: one primary-key read of the two instants expiry needs.
+pub fn find_times(
+    conn: &mut DbConnection,
+    session_id: &str,
+) -> QueryResult<Option<(NaiveDateTime, NaiveDateTime)>> {
+    sessions::table
+        .find(session_id)
+        .select((sessions::created_at, sessions::last_activity))
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut DbConnection, session_id: &str) -> QueryResult<Option<SessionRow>> {
+    sessions::table
+        .find(session_id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A session with its user, in one round trip: what every right check needs.
+pub fn find_with_user(
+    conn: &mut DbConnection,
+    session_id: &str,
+) -> QueryResult<Option<(SessionRow, UserRow)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::session_id.eq(session_id))
+        .select((SessionRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    state: State,
+    cutoffs: Cutoffs,
+    query: &Query<'_>,
+) -> QueryResult<Vec<SessionRow>> {
+    let mut q = sessions::table
+        .select(SessionRow::as_select())
+        .order((sessions::created_at, sessions::session_id))
+        .into_boxed();
+    match (state, cutoffs.lifetime) {
+        (State::Any, _) => {}
+        (State::Active, None) => q = q.filter(sessions::last_activity.ge(cutoffs.idle)),
+        (State::Active, Some(life)) => {
+            q = q
+                .filter(sessions::last_activity.ge(cutoffs.idle))
+                .filter(sessions::created_at.ge(life))
+        }
+        (State::Expired, None) => q = q.filter(sessions::last_activity.lt(cutoffs.idle)),
+        (State::Expired, Some(life)) => {
+            q = q.filter(
+                sessions::last_activity
+                    .lt(cutoffs.idle)
+                    .or(sessions::created_at.lt(life)),
+            )
+        }
+    }
+    if let Some(id) = query.session_id {
+        q = q.filter(sessions::session_id.eq(id));
+    }
+    if let Some(user) = query.user_id {
+        q = q.filter(sessions::user_id.eq(user));
+    }
+    if let Some(kind) = query.client_type {
+        q = q.filter(sessions::client_type.eq(kind));
+    }
+    if let Some(offset) = query.offset {
+        q = q.offset(offset);
+    }
+    if let Some(limit) = query.limit {
+        q = q.limit(limit);
+    } else if query.offset.is_some() {
+        // SQLite accepts OFFSET only after a LIMIT; -1 means none there, and PostgreSQL's
+        // LIMIT ALL is the same as i64::MAX rows.
+        q = q.limit(i64::MAX);
+    }
+    q.load(conn)
+}
+
+/// Stores renewed activity: one statement per session, in one transaction, and never
+/// backwards (another instance may have stored a later time).
+pub fn store_activity(
+    conn: &mut DbConnection,
+    renewals: &[(String, NaiveDateTime)],
+) -> QueryResult<()> {
+    on_backend!(conn, |c| c.write_transaction(|c| {
+        for (id, at) in renewals {
+            diesel::update(
+                sessions::table
+                    .find(id)
+                    .filter(sessions::last_activity.lt(at)),
+            )
+            .set(sessions::last_activity.eq(at))
+            .execute(c)?;
+        }
+        Ok(())
+    }))
+}
+
+fn history_of(row: SessionRow, ended_at: NaiveDateTime, reason: &str) -> HistoryRow {
+    HistoryRow {
+        session_id: row.session_id,
+        user_id: row.user_id,
+        client_type: row.client_type,
+        client_name: row.client_name,
+        host: row.host,
+        location: row.location,
+        created_at: row.created_at,
+        last_activity: row.last_activity,
+        created_by: row.created_by,
+        ended_at,
+        end_reason: reason.to_owned(),
+    }
+}
+
+/// Ends one session: removes it and records why. `None` when no such session was stored.
+pub fn end(
+    conn: &mut DbConnection,
+    session_id: &str,
+    reason: &str,
+    ended_at: NaiveDateTime,
+) -> QueryResult<Option<HistoryRow>> {
+    on_backend!(conn, |c| c.write_transaction(|c| {
+        let row = diesel::delete(sessions::table.find(session_id))
+            .returning(SessionRow::as_returning())
+            .get_result(c)
+            .optional()?;
+        let Some(row) = row else { return Ok(None) };
+        let record = history_of(row, ended_at, reason);
+        diesel::insert_into(session_history::table)
+            .values(&record)
+            .execute(c)?;
+        Ok(Some(record))
+    }))
+}
+
+/// Ends every session of a user (a disabled user); returns how many.
+pub fn end_all_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    reason: &str,
+    ended_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    on_backend!(conn, |c| c.write_transaction(|c| {
+        let rows: Vec<SessionRow> =
+            diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+                .returning(SessionRow::as_returning())
+                .get_results(c)?;
+        let records: Vec<HistoryRow> = rows
+            .into_iter()
+            .map(|r| history_of(r, ended_at, reason))
+            .collect();
+        for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
+            diesel::insert_into(session_history::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        Ok(records.len())
+    }))
+}
+
+/// Rows per multi-row history insert: 11 columns each stays far below SQLite's variable limit.
+const HISTORY_INSERT_CHUNK: usize = 500;
+
+/// Ends up to `limit` expired sessions in one transaction, recording each with the end time
+/// `ended_at` gives it. Returns (selected, ended): fewer selected than `limit` means none are
+/// left; fewer ended than selected means another instance ended them first.
+pub fn end_expired_batch(
+    conn: &mut DbConnection,
+    cutoffs: Cutoffs,
+    limit: i64,
+    reason: &str,
+    ended_at: impl Fn(&SessionRow) -> NaiveDateTime,
+) -> QueryResult<(usize, usize)> {
+    on_backend!(conn, |c| c.write_transaction(|c| {
+        let mut expired = sessions::table
+            .select(sessions::session_id)
+            .order(sessions::last_activity)
+            .limit(limit)
+            .into_boxed();
+        expired = match cutoffs.lifetime {
+            None => expired.filter(sessions::last_activity.lt(cutoffs.idle)),
+            Some(life) => expired.filter(
+                sessions::last_activity
+                    .lt(cutoffs.idle)
+                    .or(sessions::created_at.lt(life)),
+            ),
+        };
+        let ids: Vec<String> = expired.load(c)?;
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let rows: Vec<SessionRow> =
+            diesel::delete(sessions::table.filter(sessions::session_id.eq_any(&ids)))
+                .returning(SessionRow::as_returning())
+                .get_results(c)?;
+        let ended = rows.len();
+        let records: Vec<HistoryRow> = rows
+            .into_iter()
+            .map(|r| {
+                let at = ended_at(&r);
+                history_of(r, at, reason)
+            })
+            .collect();
+        for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
+            diesel::insert_into(session_history::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        Ok((ids.len(), ended))
+    }))
+}
