@@ -119,6 +119,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from another task or thread.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn service(&self) -> Arc<SessionService> {
         self.service.clone()
     }

@@ -1,0 +1,287 @@
+//! `spawn_app()`: the real server on a free port with its own temporary SQLite file, and a
+//! client with one helper per kind of request. Each test gets its own app.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessiond::config::{Config, DatabaseUrl};
+use sessiond::domain::{Password, Right};
+use sessiond::service::clock::{Clock, ManualClock, SystemClock};
+use sessiond::service::SessionService;
+use sessiond::startup::Application;
+
+pub const NS: &str = "urn:sessiond:session:1";
+pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+pub const PATH: &str = "/services/SessionService";
+
+pub struct TestApp {
+    pub base: String,
+    pub url: String,
+    pub service: Arc<SessionService>,
+    pub clock: Option<Arc<ManualClock>>,
+    pub dir: tempfile::TempDir,
+    client: reqwest::blocking::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting for the graceful period.
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+/// A config for tests: port 0, a fresh SQLite file, one worker.
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let db = dir.path().join("sessiond.db");
+    Config {
+        database: DatabaseUrl::parse(&format!("sqlite://{}", db.display())).unwrap(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        workers: 2,
+        admin_password_file: dir.path().join("admin-password.txt"),
+        location: "test-instance".into(),
+        ..Config::default()
+    }
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    start(adjust, None)
+}
+
+/// An app whose clock moves only when the test says so.
+pub fn spawn_app_with_clock(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now().naive_utc()));
+    start(adjust, Some(clock))
+}
+
+fn start(adjust: impl FnOnce(&mut Config), clock: Option<Arc<ManualClock>>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    adjust(&mut config);
+    let app_clock: Arc<dyn Clock> = match &clock {
+        Some(c) => c.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = match Application::build_with_clock(config, app_clock).await {
+                Ok(app) => app,
+                Err(e) => {
+                    tx.send(Err(e.to_string())).unwrap();
+                    return;
+                }
+            };
+            tx.send(Ok((app.port(), app.service(), app.handle()))).unwrap();
+            let _ = app.run_until_stopped().await;
+        })
+    });
+    let (port, service, handle) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the app starts");
+    let base = format!("http://127.0.0.1:{port}");
+    TestApp {
+        url: format!("{base}{PATH}"),
+        base,
+        service,
+        clock,
+        dir,
+        client: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        handle,
+    }
+}
+
+/// What a client sees of a reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn doc(&self) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(&self.body)
+            .unwrap_or_else(|e| panic!("not XML ({e}): {}", self.body))
+    }
+
+    /// Text of the first element with this local name.
+    pub fn value(&self, local: &str) -> Option<String> {
+        self.doc()
+            .descendants()
+            .find(|n| n.is_element() && n.tag_name().name() == local)
+            .map(|n| n.text().unwrap_or("").to_owned())
+    }
+
+    pub fn values(&self, local: &str) -> Vec<String> {
+        self.doc()
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == local)
+            .map(|n| n.text().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// The `code` of the contract's fault detail.
+    pub fn fault_code(&self) -> Option<String> {
+        let doc = self.doc();
+        let detail = doc
+            .descendants()
+            .find(|n| n.has_tag_name((NS, "sessionServiceFault")))?;
+        detail
+            .children()
+            .find(|n| n.has_tag_name((NS, "code")))
+            .and_then(|n| n.text())
+            .map(str::to_owned)
+    }
+
+    /// The SOAP fault code: `faultcode` (1.1) or `Code/Value` (1.2), prefix resolved away.
+    pub fn soap_fault(&self) -> Option<String> {
+        let doc = self.doc();
+        let node = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "faultcode" || n.has_tag_name((SOAP12, "Value")))?;
+        let text = node.text()?.trim();
+        Some(text.rsplit(':').next().unwrap().to_owned())
+    }
+
+    /// The elements of an array result, in order: `None` for a nil element.
+    pub fn sessions(&self) -> Vec<Option<String>> {
+        let doc = self.doc();
+        let response = doc
+            .descendants()
+            .find(|n| n.is_element() && n.tag_name().name().ends_with("Response"))
+            .unwrap_or_else(|| panic!("no response element: {}", self.body));
+        response
+            .children()
+            .filter(|n| n.has_tag_name((NS, "session")))
+            .map(|n| {
+                let nil = n.attribute(("http://www.w3.org/2001/XMLSchema-instance", "nil"));
+                if nil == Some("true") {
+                    None
+                } else {
+                    n.children()
+                        .find(|c| c.has_tag_name((NS, "sessionId")))
+                        .and_then(|c| c.text())
+                        .map(str::to_owned)
+                }
+            })
+            .collect()
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, 200, "{}", self.body);
+        self
+    }
+
+    pub fn assert_fault(&self, code: &str) -> &Self {
+        assert_eq!(self.fault_code().as_deref(), Some(code), "{}", self.body);
+        self
+    }
+}
+
+pub fn envelope11(inner: &str) -> String {
+    format!("<soap:Envelope xmlns:soap=\"{SOAP11}\"><soap:Body>{inner}</soap:Body></soap:Envelope>")
+}
+
+pub fn envelope12(inner: &str) -> String {
+    format!("<env:Envelope xmlns:env=\"{SOAP12}\"><env:Body>{inner}</env:Body></env:Envelope>")
+}
+
+/// `<op xmlns="urn:sessiond:session:1"><name>value</name>…</op>`, values escaped.
+pub fn operation(op: &str, fields: &[(&str, &str)]) -> String {
+    let mut xml = format!("<{op} xmlns=\"{NS}\">");
+    for (name, value) in fields {
+        let value = value.replace('&', "&amp;").replace('<', "&lt;");
+        xml.push_str(&format!("<{name}>{value}</{name}>"));
+    }
+    xml.push_str(&format!("</{op}>"));
+    xml
+}
+
+impl TestApp {
+    pub fn clock(&self) -> &ManualClock {
+        self.clock.as_ref().expect("spawned with a manual clock")
+    }
+
+    pub fn add_user(&self, user: &str, password: &str, department: Option<&str>, rights: &[Right]) {
+        self.service
+            .add_user(user, &Password::new(password.into()), department)
+            .unwrap();
+        for right in rights {
+            self.service.set_right(user, *right, true).unwrap();
+        }
+    }
+
+    pub fn post(&self, content_type: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Reply {
+        let mut req = self.client.post(&self.url).header("Content-Type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body.into()).send().expect("the server answers");
+        Reply {
+            status: resp.status().as_u16(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: resp.text().unwrap(),
+        }
+    }
+
+    pub fn get(&self, path_and_query: &str) -> Reply {
+        let resp = self
+            .client
+            .get(format!("{}{path_and_query}", self.base))
+            .send()
+            .expect("the server answers");
+        Reply {
+            status: resp.status().as_u16(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: resp.text().unwrap(),
+        }
+    }
+
+    /// A SOAP 1.1 call of `op` with these child elements.
+    pub fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post("text/xml; charset=utf-8", &[], envelope11(&operation(op, fields)))
+    }
+
+    /// The same as a SOAP 1.2 call.
+    pub fn call12(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post("application/soap+xml; charset=utf-8", &[], envelope12(&operation(op, fields)))
+    }
+
+    pub fn get_session(&self, user: &str, password: &str) -> String {
+        let r = self.call("getSession", &[("userId", user), ("password", password)]);
+        r.assert_ok();
+        r.value("sessionId").unwrap()
+    }
+
+    pub fn get_bw_session(&self, user: &str, password: &str) -> String {
+        let r = self.call("getBWSession", &[("userId", user), ("password", password)]);
+        r.assert_ok();
+        r.value("sessionId").unwrap()
+    }
+
+    pub fn validate(&self, session_id: &str) -> bool {
+        let r = self.call("validateSession", &[("sessionId", session_id)]);
+        r.assert_ok();
+        r.value("valid").unwrap() == "true"
+    }
+}

@@ -1,0 +1,9 @@
+//! The API tests: one binary, each test against its own real server over HTTP.
+
+mod cli;
+mod expiry;
+mod extended;
+mod helpers;
+mod hostile;
+mod legacy;
+mod protocol;
