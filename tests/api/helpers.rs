@@ -24,6 +24,7 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     client: reqwest::blocking::Client,
     handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
@@ -31,6 +32,20 @@ impl Drop for TestApp {
         let handle = self.handle.clone();
         // Stop without waiting for the graceful period.
         std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+impl TestApp {
+    /// Stops the server as SIGTERM would and waits until it has finished (pending activity
+    /// stored). The temporary directory is handed back so a new app can reuse the database.
+    pub fn shutdown(mut self) -> tempfile::TempDir {
+        let handle = self.handle.clone();
+        actix_web::rt::System::new().block_on(handle.stop(true));
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        dir
     }
 }
 
@@ -52,17 +67,29 @@ pub fn spawn_app() -> TestApp {
 }
 
 pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    start(adjust, None)
+    start(tempfile::tempdir().unwrap(), adjust, None)
+}
+
+/// An app on the database of an earlier one (see [`TestApp::shutdown`]).
+pub fn respawn_app(
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    start(dir, adjust, Some(clock))
 }
 
 /// An app whose clock moves only when the test says so.
 pub fn spawn_app_with_clock(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now().naive_utc()));
-    start(adjust, Some(clock))
+    start(tempfile::tempdir().unwrap(), adjust, Some(clock))
 }
 
-fn start(adjust: impl FnOnce(&mut Config), clock: Option<Arc<ManualClock>>) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+fn start(
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut Config),
+    clock: Option<Arc<ManualClock>>,
+) -> TestApp {
     let mut config = test_config(&dir);
     adjust(&mut config);
     let app_clock: Arc<dyn Clock> = match &clock {
@@ -70,7 +97,7 @@ fn start(adjust: impl FnOnce(&mut Config), clock: Option<Arc<ManualClock>>) -> T
         None => Arc::new(SystemClock),
     };
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let app = match Application::build_with_clock(config, app_clock).await {
                 Ok(app) => app,
@@ -79,7 +106,8 @@ fn start(adjust: impl FnOnce(&mut Config), clock: Option<Arc<ManualClock>>) -> T
                     return;
                 }
             };
-            tx.send(Ok((app.port(), app.service(), app.handle()))).unwrap();
+            tx.send(Ok((app.port(), app.service(), app.handle())))
+                .unwrap();
             let _ = app.run_until_stopped().await;
         })
     });
@@ -94,6 +122,7 @@ fn start(adjust: impl FnOnce(&mut Config), clock: Option<Arc<ManualClock>>) -> T
         service,
         clock,
         dir,
+        thread: Some(thread),
         client: reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -223,8 +252,16 @@ impl TestApp {
         }
     }
 
-    pub fn post(&self, content_type: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Reply {
-        let mut req = self.client.post(&self.url).header("Content-Type", content_type);
+    pub fn post(
+        &self,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", content_type);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -259,12 +296,20 @@ impl TestApp {
 
     /// A SOAP 1.1 call of `op` with these child elements.
     pub fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
-        self.post("text/xml; charset=utf-8", &[], envelope11(&operation(op, fields)))
+        self.post(
+            "text/xml; charset=utf-8",
+            &[],
+            envelope11(&operation(op, fields)),
+        )
     }
 
     /// The same as a SOAP 1.2 call.
     pub fn call12(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
-        self.post("application/soap+xml; charset=utf-8", &[], envelope12(&operation(op, fields)))
+        self.post(
+            "application/soap+xml; charset=utf-8",
+            &[],
+            envelope12(&operation(op, fields)),
+        )
     }
 
     pub fn get_session(&self, user: &str, password: &str) -> String {
