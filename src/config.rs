@@ -289,7 +289,8 @@ impl Config {
 
     /// The endpoint path first, then its aliases.
     pub fn endpoint_paths(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.endpoint_path.as_str()).chain(self.endpoint_aliases.iter().map(|s| s.as_str()))
+        std::iter::once(self.endpoint_path.as_str())
+            .chain(self.endpoint_aliases.iter().map(|s| s.as_str()))
     }
 }
 
@@ -365,10 +366,12 @@ impl Sources {
     ) -> Result<Option<T>, ConfigError> {
         match self.values.get(key) {
             None => Ok(None),
-            Some((text, origin)) => parse(text).map(Some).map_err(|message| ConfigError::Invalid {
-                setting: origin.clone(),
-                message,
-            }),
+            Some((text, origin)) => parse(text)
+                .map(Some)
+                .map_err(|message| ConfigError::Invalid {
+                    setting: origin.clone(),
+                    message,
+                }),
         }
     }
 }
@@ -441,8 +444,7 @@ fn parse_name(s: &str) -> Result<String, String> {
 
 fn parse_public_url(s: &str) -> Result<String, String> {
     let s = s.trim().trim_end_matches('/');
-    if !(s.starts_with("http://") || s.starts_with("https://")) || s.contains(char::is_whitespace)
-    {
+    if !(s.starts_with("http://") || s.starts_with("https://")) || s.contains(char::is_whitespace) {
         return Err(format!("'{s}' is not an http:// or https:// URL"));
     }
     Ok(s.to_owned())
@@ -478,7 +480,9 @@ mod tests {
 
     #[test]
     fn the_environment_wins_over_the_file() {
-        let table: toml::Table = "session_timeout = \"10m\"\nlocation = \"file\"".parse().unwrap();
+        let table: toml::Table = "session_timeout = \"10m\"\nlocation = \"file\""
+            .parse()
+            .unwrap();
         let c = Config::from_sources(
             Some(("x.toml".into(), table)),
             &env(&[("SESSIOND_SESSION_TIMEOUT", "90s")]),
@@ -529,7 +533,10 @@ mod tests {
         let pg = DatabaseUrl::parse("postgres://u@h/db").unwrap();
         assert_eq!(pg.backend, Backend::Postgres);
         let lite = DatabaseUrl::parse("sqlite:///var/lib/s.db").unwrap();
-        assert_eq!((lite.backend, lite.target.as_str()), (Backend::Sqlite, "/var/lib/s.db"));
+        assert_eq!(
+            (lite.backend, lite.target.as_str()),
+            (Backend::Sqlite, "/var/lib/s.db")
+        );
         assert!(DatabaseUrl::parse("mysql://x").is_err());
     }
 }

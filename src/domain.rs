@@ -22,7 +22,9 @@ pub enum DomainError {
     Control { what: &'static str },
     #[error("session IDs are URL-safe base64 characters")]
     SessionIdAlphabet,
-    #[error("unknown right '{0}' (expected AdministratorRight, UpdateSessionRight or ViewSessionRight)")]
+    #[error(
+        "unknown right '{0}' (expected AdministratorRight, UpdateSessionRight or ViewSessionRight)"
+    )]
     UnknownRight(String),
     #[error("the random source failed: {0}")]
     Random(String),
@@ -46,7 +48,9 @@ pub struct SessionId(String);
 impl SessionId {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         if value.is_empty() || value.len() > MAX_ID_LEN {
-            return Err(DomainError::Length { what: "a session ID" });
+            return Err(DomainError::Length {
+                what: "a session ID",
+            });
         }
         if !value
             .bytes()
@@ -170,7 +174,11 @@ pub enum Right {
 }
 
 impl Right {
-    pub const ALL: [Right; 3] = [Right::Administrator, Right::UpdateSession, Right::ViewSession];
+    pub const ALL: [Right; 3] = [
+        Right::Administrator,
+        Right::UpdateSession,
+        Right::ViewSession,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -277,7 +285,10 @@ mod tests {
 
     #[test]
     fn rights_parse_in_any_case() {
-        assert_eq!("viewsessionright".parse::<Right>().unwrap(), Right::ViewSession);
+        assert_eq!(
+            "viewsessionright".parse::<Right>().unwrap(),
+            Right::ViewSession
+        );
         assert!("Root".parse::<Right>().is_err());
     }
 }

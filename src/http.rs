@@ -66,7 +66,11 @@ enum BodyError {
 }
 
 /// Reads the body, stopping at `limit` bytes: a larger one is never held in memory.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -89,7 +93,11 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
 /// The SOAPAction a request carries: the SOAP 1.1 header, or SOAP 1.2's `action` parameter.
 fn actions(req: &HttpRequest, media: Option<&mime::Mime>) -> Vec<String> {
     let mut found = Vec::new();
-    if let Some(v) = req.headers().get("SOAPAction").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = req
+        .headers()
+        .get("SOAPAction")
+        .and_then(|v| v.to_str().ok())
+    {
         found.push(v.to_owned());
     }
     if let Some(action) = media.and_then(|m| m.get_param("action")) {
@@ -98,11 +106,15 @@ fn actions(req: &HttpRequest, media: Option<&mime::Mime>) -> Vec<String> {
     found
 }
 
-async fn soap_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+async fn soap_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let media = req.mime_type().ok().flatten();
-    let hint = media
-        .as_ref()
-        .map_or(SoapVersion::V11, |m| SoapVersion::from_media_type(m.essence_str()));
+    let hint = media.as_ref().map_or(SoapVersion::V11, |m| {
+        SoapVersion::from_media_type(m.essence_str())
+    });
     let charset = media
         .as_ref()
         .and_then(|m| m.get_param(mime::CHARSET))
@@ -110,7 +122,10 @@ async fn soap_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data
     if !charset_is_utf8(charset.as_deref()) {
         let fault = Fault::client(
             FaultCode::InvalidRequest,
-            format!("charset '{}' is not supported, send UTF-8", charset.unwrap_or_default()),
+            format!(
+                "charset '{}' is not supported, send UTF-8",
+                charset.unwrap_or_default()
+            ),
         );
         return fault_response(hint, &fault);
     }
@@ -158,7 +173,10 @@ async fn soap_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data
         Ok(Err(e)) => fault_response(version, &fault_of(&e)),
         Err(e) => {
             log::error!("{} did not complete: {e}", operation.name());
-            fault_response(version, &Fault::new(FaultCode::InternalError, "internal error"))
+            fault_response(
+                version,
+                &Fault::new(FaultCode::InternalError, "internal error"),
+            )
         }
     }
 }
@@ -177,17 +195,23 @@ fn client_host(req: &HttpRequest, trusted: &[IpAddr]) -> Option<String> {
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
         .collect::<Vec<_>>();
-    let client = forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer);
+    let client = forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer);
     Some(client.to_string())
 }
 
 async fn wsdl_endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let Some(description) = Description::from_query(req.query_string()) else {
-        return HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(format!(
-            "sessiond SOAP endpoint: POST SOAP 1.1 or 1.2 requests here. \
+        return HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "sessiond SOAP endpoint: POST SOAP 1.1 or 1.2 requests here. \
              Description: {0}?wsdl (SOAP 1.1), {0}?wsdl=soap12 (SOAP 1.1 and 1.2)\n",
-            req.path()
-        ));
+                req.path()
+            ));
     };
     let address = match &state.public_url {
         Some(base) => format!("{base}{}", req.path()),
@@ -197,7 +221,10 @@ async fn wsdl_endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         }
     };
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8")))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        ))
         .body(description.render(&address))
 }
 
@@ -233,7 +260,11 @@ fn session_info_item(v: SessionView) -> SessionInfoItem {
 }
 
 /// Each WSDL operation and the service call that answers it.
-pub fn dispatch(s: &SessionService, request: Request, ctx: &CallContext) -> Result<Response, ServiceError> {
+pub fn dispatch(
+    s: &SessionService,
+    request: Request,
+    ctx: &CallContext,
+) -> Result<Response, ServiceError> {
     use crate::domain::Password;
     use Operation as O;
     Ok(match request {
@@ -248,8 +279,13 @@ pub fn dispatch(s: &SessionService, request: Request, ctx: &CallContext) -> Resu
         Request::CloseSession { session_id } => {
             Response::Closed(O::CloseSession, s.close_session(&session_id)?)
         }
-        Request::ValidateSession { session_id } => Response::Valid(s.validate_session(&session_id)?),
-        Request::DeleteSessionId { session_id, target_session_id } => {
+        Request::ValidateSession { session_id } => {
+            Response::Valid(s.validate_session(&session_id)?)
+        }
+        Request::DeleteSessionId {
+            session_id,
+            target_session_id,
+        } => {
             s.delete_session_id(&session_id, &target_session_id)?;
             Response::Deleted
         }
@@ -273,7 +309,12 @@ pub fn dispatch(s: &SessionService, request: Request, ctx: &CallContext) -> Resu
                 nil_terminated: list.nil_terminated,
             }
         }
-        Request::StartSession { user_id, password, client_type, client_name } => {
+        Request::StartSession {
+            user_id,
+            password,
+            client_type,
+            client_name,
+        } => {
             let v = s.start_session(
                 &user_id,
                 &Password::new(password),
@@ -306,26 +347,41 @@ pub fn dispatch(s: &SessionService, request: Request, ctx: &CallContext) -> Resu
                 nil_terminated: list.nil_terminated,
             }
         }
-        Request::GetSessionInfo { session_id, target_session_id } => {
+        Request::GetSessionInfo {
+            session_id,
+            target_session_id,
+        } => {
             let v = s.get_session_info(&session_id, &target_session_id)?;
             Response::SessionInfo(O::GetSessionInfo, Box::new(session_info_item(v)))
         }
-        Request::GetSessionUser { session_id, target_session_id } => {
-            Response::UserId(s.get_session_user(&session_id, &target_session_id)?)
-        }
+        Request::GetSessionUser {
+            session_id,
+            target_session_id,
+        } => Response::UserId(s.get_session_user(&session_id, &target_session_id)?),
         Request::GetCurrentSession { session_id } => {
             let v = s.get_current_session(&session_id)?;
             Response::SessionInfo(O::GetCurrentSession, Box::new(session_info_item(v)))
         }
-        Request::ExtendSession { session_id } => Response::ExpirationTime(s.extend_session(&session_id)?),
-        Request::ConfirmId { session_id, password } => {
-            Response::Confirmed(s.confirm_id(&session_id, &Password::new(password))?)
+        Request::ExtendSession { session_id } => {
+            Response::ExpirationTime(s.extend_session(&session_id)?)
         }
-        Request::OpenClientlessSession { session_id, user_id, client_name } => {
-            let id = s.open_clientless_session(&session_id, &user_id, client_name.as_deref(), ctx)?;
+        Request::ConfirmId {
+            session_id,
+            password,
+        } => Response::Confirmed(s.confirm_id(&session_id, &Password::new(password))?),
+        Request::OpenClientlessSession {
+            session_id,
+            user_id,
+            client_name,
+        } => {
+            let id =
+                s.open_clientless_session(&session_id, &user_id, client_name.as_deref(), ctx)?;
             Response::ClientlessSessionId(id)
         }
-        Request::CloseClientlessSession { session_id, clientless_session_id } => Response::Closed(
+        Request::CloseClientlessSession {
+            session_id,
+            clientless_session_id,
+        } => Response::Closed(
             O::CloseClientlessSession,
             s.close_clientless_session(&session_id, &clientless_session_id)?,
         ),

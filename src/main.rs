@@ -14,7 +14,11 @@ use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
 
 #[derive(Parser)]
-#[command(name = "sessiond", version, about = "Session service for legacy SOAP clients")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session service for legacy SOAP clients"
+)]
 struct Cli {
     /// TOML settings file (default: SESSIOND_CONFIG, else ./sessiond.toml if present)
     #[arg(long, global = true, value_name = "FILE")]
@@ -69,7 +73,10 @@ enum UserCommand {
     /// Take a right from a user
     Revoke { user: String, right: String },
     /// Set a user's department, or clear it when none is given
-    SetDepartment { user: String, department: Option<String> },
+    SetDepartment {
+        user: String,
+        department: Option<String>,
+    },
     /// List users
     List,
 }
@@ -90,8 +97,13 @@ enum SessionsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level)).init();
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -111,11 +123,13 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::User(cmd) => {
-            let service = open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            let service =
+                open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             user(&service, cmd)
         }
         Command::Sessions(cmd) => {
-            let service = open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            let service =
+                open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             sessions(&service, cmd)
         }
     }
@@ -123,7 +137,9 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config).await.map_err(|e| e.to_string())?;
+        let app = Application::build(config)
+            .await
+            .map_err(|e| e.to_string())?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }
@@ -148,8 +164,11 @@ fn parse_right(right: &str) -> Result<Right, String> {
 fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
     let e = |e: sessiond::service::ServiceError| e.to_string();
     match cmd {
-        UserCommand::Add { user, department, .. } => {
-            s.add_user(&user, &read_password()?, department.as_deref()).map_err(e)?;
+        UserCommand::Add {
+            user, department, ..
+        } => {
+            s.add_user(&user, &read_password()?, department.as_deref())
+                .map_err(e)?;
             println!("added user {user}");
         }
         UserCommand::Passwd { user, .. } => {
@@ -247,7 +266,10 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
             println!("created:        {}", t(v.created_at));
             println!("last activity:  {}", t(v.last_activity));
             println!("expires:        {}", t(v.expires_at));
-            println!("ended:          {}", v.ended_at.map(t).unwrap_or_else(|| "-".into()));
+            println!(
+                "ended:          {}",
+                v.ended_at.map(t).unwrap_or_else(|| "-".into())
+            );
             println!("end reason:     {}", opt(v.end_reason.as_deref()));
             println!("created by:     {}", opt(v.created_by.as_deref()));
         }

@@ -42,12 +42,19 @@ pub enum StartupError {
 }
 
 /// The store and the service for a config: what `serve` and every CLI verb start from.
-pub fn open_service(config: &Config, clock: Arc<dyn Clock>) -> Result<SessionService, StartupError> {
+pub fn open_service(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<SessionService, StartupError> {
     let store = Store::new(&config.database, config.db_pool_size, config.db_timeout);
     store
         .migrate()
         .map_err(|e| StartupError::Migrate(e.to_string()))?;
-    Ok(SessionService::new(store, clock, Settings::from_config(config))?)
+    Ok(SessionService::new(
+        store,
+        clock,
+        Settings::from_config(config),
+    )?)
 }
 
 pub struct Application {
@@ -61,7 +68,10 @@ impl Application {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let setup = config.clone();
         let service = web::block(move || -> Result<_, StartupError> {
             let service = open_service(&setup, clock)?;
@@ -106,7 +116,11 @@ impl Application {
 
         spawn_background(&service, &config);
         for path in &paths {
-            log::info!("sessiond listening on http://{local}{path} (database: {:?}, location: {})", config.database.backend, config.location);
+            log::info!(
+                "sessiond listening on http://{local}{path} (database: {:?}, location: {})",
+                config.database.backend,
+                config.location
+            );
         }
         Ok(Self {
             server,
@@ -146,9 +160,13 @@ impl Application {
 /// be away for a while, and the next tick tries again.
 fn spawn_background(service: &Arc<SessionService>, config: &Config) {
     let every = config.activity_lag.max(MIN_ACTIVITY_FLUSH);
-    spawn_every(service, every, "store activity", |s| s.store_pending_activity().map(drop));
+    spawn_every(service, every, "store activity", |s| {
+        s.store_pending_activity().map(drop)
+    });
     if let Some(every) = config.sweep_interval {
-        spawn_every(service, every, "sweep expired sessions", |s| s.remove_expired().map(drop));
+        spawn_every(service, every, "sweep expired sessions", |s| {
+            s.remove_expired().map(drop)
+        });
     }
     spawn_every(service, HISTORY_PURGE_INTERVAL, "purge history", |s| {
         s.purge_history().map(|n| {

@@ -45,9 +45,17 @@ fn rights_of(u: &UserRow) -> Vec<Right> {
 }
 
 impl SessionService {
-    pub fn add_user(&self, user_id: &str, password: &Password, department: Option<&str>) -> Result<()> {
+    pub fn add_user(
+        &self,
+        user_id: &str,
+        password: &Password,
+        department: Option<&str>,
+    ) -> Result<()> {
         let user_id = UserId::parse(user_id).map_err(invalid)?;
-        let department = department.map(Department::parse).transpose().map_err(invalid)?;
+        let department = department
+            .map(Department::parse)
+            .transpose()
+            .map_err(invalid)?;
         check_password_rules(password)?;
         if users::find(&mut *self.conn()?, user_id.as_str())?.is_some() {
             return Err(invalid(format!("user '{user_id}' already exists")));
@@ -108,7 +116,8 @@ impl SessionService {
         let user_id = UserId::parse(user_id).map_err(invalid)?;
         let mut conn = self.conn()?;
         let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(&user_id))?;
-        let (mut admin, mut update, mut view) = (user.admin_right, user.update_right, user.view_right);
+        let (mut admin, mut update, mut view) =
+            (user.admin_right, user.update_right, user.view_right);
         match right {
             Right::Administrator => admin = held,
             Right::UpdateSession => update = held,
@@ -120,7 +129,10 @@ impl SessionService {
 
     pub fn set_department(&self, user_id: &str, department: Option<&str>) -> Result<()> {
         let user_id = UserId::parse(user_id).map_err(invalid)?;
-        let department = department.map(Department::parse).transpose().map_err(invalid)?;
+        let department = department
+            .map(Department::parse)
+            .transpose()
+            .map_err(invalid)?;
         let department = department.as_ref().map(Department::as_str);
         match users::set_department(&mut *self.conn()?, user_id.as_str(), department)? {
             0 => Err(no_user(&user_id)),
@@ -144,7 +156,11 @@ impl SessionService {
 
     /// Every stored session that is active (or expired), oldest first.
     pub fn list_sessions(&self, expired: bool) -> Result<Vec<SessionView>> {
-        let state = if expired { State::Expired } else { State::Active };
+        let state = if expired {
+            State::Expired
+        } else {
+            State::Active
+        };
         let mut conn = self.conn()?;
         let rows = self.list(&mut conn, state, &sessions::Query::default())?;
         Ok(rows.into_iter().map(|r| self.view(r, None)).collect())
@@ -176,7 +192,8 @@ impl SessionService {
             log::error!("the random source failed: {e}");
             ServiceError::Internal
         })?;
-        let password = Password::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let password =
+            Password::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
         match self.add_user("admin", &password, None) {
             Ok(()) => {}
             // Another instance on the same database created it first.

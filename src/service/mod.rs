@@ -24,8 +24,8 @@ use crate::store::sessions::{self, Cutoffs, SessionRow, State};
 use crate::store::users::{self, UserRow};
 use crate::store::{self, Conn, DbConnection, Store};
 
-pub use admin::{NewAdmin, UserSummary};
 use activity::ActivityLog;
+pub use admin::{NewAdmin, UserSummary};
 use clock::Clock;
 use passwords::{HashError, Passwords};
 
@@ -220,7 +220,10 @@ impl SessionService {
     fn cutoffs(&self, now: NaiveDateTime) -> Cutoffs {
         Cutoffs {
             idle: now - chrono_duration(self.settings.session_timeout),
-            lifetime: self.settings.session_max_lifetime.map(|l| now - chrono_duration(l)),
+            lifetime: self
+                .settings
+                .session_max_lifetime
+                .map(|l| now - chrono_duration(l)),
         }
     }
 
@@ -282,7 +285,9 @@ impl SessionService {
         let (mut session, user) =
             sessions::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
         let now = self.now();
-        let last = self.activity.latest(&session.session_id, session.last_activity);
+        let last = self
+            .activity
+            .latest(&session.session_id, session.last_activity);
         if user.disabled || self.is_expired(now, session.created_at, last) {
             return Err(ServiceError::InvalidSession);
         }
@@ -293,11 +298,21 @@ impl SessionService {
 
     // ----- the legacy operations -----
 
-    pub fn get_session(&self, user_id: &str, password: &Password, ctx: &CallContext) -> Result<SessionView> {
+    pub fn get_session(
+        &self,
+        user_id: &str,
+        password: &Password,
+        ctx: &CallContext,
+    ) -> Result<SessionView> {
         self.open_with_password(user_id, password, ClientType::standard(), None, ctx)
     }
 
-    pub fn get_bw_session(&self, user_id: &str, password: &Password, ctx: &CallContext) -> Result<SessionView> {
+    pub fn get_bw_session(
+        &self,
+        user_id: &str,
+        password: &Password,
+        ctx: &CallContext,
+    ) -> Result<SessionView> {
         self.open_with_password(user_id, password, ClientType::bw(), None, ctx)
     }
 
@@ -364,7 +379,9 @@ impl SessionService {
             return Err(ServiceError::AccessDenied);
         }
         let rows = self.list(&mut conn, state, &sessions::Query::default())?;
-        let views = rows.into_iter().map(|r| self.view(r, Some(&caller.session.session_id)));
+        let views = rows
+            .into_iter()
+            .map(|r| self.view(r, Some(&caller.session.session_id)));
         Ok(caller.list_of(views.collect()))
     }
 
@@ -379,7 +396,9 @@ impl SessionService {
         ctx: &CallContext,
     ) -> Result<SessionView> {
         let client_type = match client_type {
-            Some(t) => ClientType::parse(t).map_err(|e| ServiceError::InvalidRequest(e.to_string()))?,
+            Some(t) => {
+                ClientType::parse(t).map_err(|e| ServiceError::InvalidRequest(e.to_string()))?
+            }
             None => ClientType::standard(),
         };
         let client_name = client_name.map(check_client_name).transpose()?;
@@ -406,9 +425,15 @@ impl SessionService {
             offset,
             limit,
         };
-        let state = if filter.include_expired { State::Any } else { State::Active };
+        let state = if filter.include_expired {
+            State::Any
+        } else {
+            State::Active
+        };
         let rows = self.list(&mut conn, state, &query)?;
-        let views = rows.into_iter().map(|r| self.view(r, Some(&caller.session.session_id)));
+        let views = rows
+            .into_iter()
+            .map(|r| self.view(r, Some(&caller.session.session_id)));
         Ok(caller.list_of(views.collect()))
     }
 
@@ -475,7 +500,12 @@ impl SessionService {
             Some(caller.user.user_id.clone()),
         )?;
         sessions::insert(&mut conn, &row)?;
-        log::info!("clientless session {} opened for {} by {}", redact(&row.session_id), row.user_id, caller.user.user_id);
+        log::info!(
+            "clientless session {} opened for {} by {}",
+            redact(&row.session_id),
+            row.user_id,
+            caller.user.user_id
+        );
         Ok(row.session_id)
     }
 
@@ -556,10 +586,20 @@ impl SessionService {
 
     // ----- shared steps -----
 
-    fn list(&self, conn: &mut DbConnection, state: State, query: &sessions::Query<'_>) -> Result<Vec<SessionRow>> {
+    fn list(
+        &self,
+        conn: &mut DbConnection,
+        state: State,
+        query: &sessions::Query<'_>,
+    ) -> Result<Vec<SessionRow>> {
         // Listings judge expiry in the database, so it must hold our renewals first.
         self.store_pending_on(conn)?;
-        Ok(sessions::list(conn, state, self.cutoffs(self.now()), query)?)
+        Ok(sessions::list(
+            conn,
+            state,
+            self.cutoffs(self.now()),
+            query,
+        )?)
     }
 
     /// A session by ID, stored or ended.
@@ -578,7 +618,11 @@ impl SessionService {
         self.activity.forget(id.as_str());
         let ended = sessions::end(conn, id.as_str(), reason.as_str(), self.now())?;
         if let Some(record) = &ended {
-            log::info!("session {id} of {} ended: {}", record.user_id, reason.as_str());
+            log::info!(
+                "session {id} of {} ended: {}",
+                record.user_id,
+                reason.as_str()
+            );
         }
         Ok(ended.is_some())
     }
@@ -606,7 +650,12 @@ impl SessionService {
         let mut conn = self.conn()?;
         if !matches {
             let lock_until = now + chrono_duration(self.settings.lockout_duration);
-            users::record_failure(&mut conn, &user.user_id, self.settings.lockout_threshold, lock_until)?;
+            users::record_failure(
+                &mut conn,
+                &user.user_id,
+                self.settings.lockout_threshold,
+                lock_until,
+            )?;
             log::warn!("failed password check for user {}", user.user_id);
             return Err(ServiceError::AuthenticationFailed);
         }
@@ -629,7 +678,12 @@ impl SessionService {
         self.remove_expired()?;
         let row = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
         sessions::insert(&mut *self.conn()?, &row)?;
-        log::info!("session {} opened for {} ({})", redact(&row.session_id), row.user_id, row.client_type);
+        log::info!(
+            "session {} opened for {} ({})",
+            redact(&row.session_id),
+            row.user_id,
+            row.client_type
+        );
         let current = row.session_id.clone();
         Ok(self.view(row, Some(&current)))
     }
@@ -680,7 +734,9 @@ fn check_client_name(name: &str) -> Result<String> {
 
 fn non_negative(name: &str, value: Option<i32>) -> Result<Option<i64>> {
     match value {
-        Some(v) if v < 0 => Err(ServiceError::InvalidRequest(format!("{name} must not be negative"))),
+        Some(v) if v < 0 => Err(ServiceError::InvalidRequest(format!(
+            "{name} must not be negative"
+        ))),
         v => Ok(v.map(i64::from)),
     }
 }

@@ -110,8 +110,12 @@ mod tests {
         let p = Passwords::new(1, Duration::from_secs(5)).unwrap();
         let hash = p.hash(&Password::new("s3cret".into())).unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(p.verify(Some(&hash), &Password::new("s3cret".into())).unwrap());
-        assert!(!p.verify(Some(&hash), &Password::new("S3cret".into())).unwrap());
+        assert!(p
+            .verify(Some(&hash), &Password::new("s3cret".into()))
+            .unwrap());
+        assert!(!p
+            .verify(Some(&hash), &Password::new("S3cret".into()))
+            .unwrap());
     }
 
     #[test]

@@ -126,9 +126,12 @@ fn decode_inner(
             Event::DocType(_) => return Err(bad("a DOCTYPE is not allowed")),
             Event::Decl(decl) => {
                 if let Some(encoding) = decl.encoding() {
-                    let encoding = encoding.map_err(|e| bad(format!("malformed XML declaration: {e}")))?;
+                    let encoding =
+                        encoding.map_err(|e| bad(format!("malformed XML declaration: {e}")))?;
                     if !is_utf8_label(&encoding) {
-                        return Err(bad(format!("encoding '{encoding}' is not supported, send UTF-8")));
+                        return Err(bad(format!(
+                            "encoding '{encoding}' is not supported, send UTF-8"
+                        )));
                     }
                 }
             }
@@ -136,7 +139,10 @@ fn decode_inner(
                 let empty = matches!(event, Event::Empty(_));
                 depth += 1;
                 if depth > limits.max_depth {
-                    return Err(bad(format!("elements nest deeper than {}", limits.max_depth)));
+                    return Err(bad(format!(
+                        "elements nest deeper than {}",
+                        limits.max_depth
+                    )));
                 }
                 let ns = ns?;
                 let local = start.local_name();
@@ -171,14 +177,16 @@ fn decode_inner(
                     (Place::Body, 3) => {
                         if !matches!(ns, Ns::Contract | Ns::None) {
                             let found = namespace_of(&reader, start);
-                            return Err(bad(format!(
-                                "unknown operation {{{found}}}{local}"
-                            )));
+                            return Err(bad(format!("unknown operation {{{found}}}{local}")));
                         }
                         let op = Operation::from_name(local)
                             .ok_or_else(|| bad(format!("unknown operation {local}")))?;
                         operation = Some(op);
-                        place = if empty { Place::BodyDone } else { Place::Operation };
+                        place = if empty {
+                            Place::BodyDone
+                        } else {
+                            Place::Operation
+                        };
                     }
                     (Place::Operation, 4) if matches!(ns, Ns::Contract | Ns::None) => {
                         let nil = start.attributes().has_nil(reader.resolver());
@@ -364,38 +372,48 @@ mod tests {
 
     #[test]
     fn any_prefix_and_unqualified_children_are_read() {
-        let d = ok(r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>
+        let d = ok(
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>
             <x:validateSession xmlns:x="urn:sessiond:session:1"><sessionId>abc</sessionId></x:validateSession>
-            </e:Body></e:Envelope>"#);
+            </e:Body></e:Envelope>"#,
+        );
         assert_eq!(d.version, SoapVersion::V11);
         assert_eq!(session_id(&d), "abc");
     }
 
     #[test]
     fn soap12_default_namespaces_are_read() {
-        let d = ok(r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body>
+        let d = ok(
+            r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body>
             <validateSession xmlns="urn:sessiond:session:1"><!-- c --><sessionId xsi:type="xs:string" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">a&amp;b&#x41;</sessionId><extra><deep/></extra></validateSession>
-            </Body></Envelope>"#);
+            </Body></Envelope>"#,
+        );
         assert_eq!(d.version, SoapVersion::V12);
         assert_eq!(session_id(&d), "a&bA");
     }
 
     #[test]
     fn a_doctype_is_refused() {
-        let r = rejected(r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>"#);
+        let r = rejected(
+            r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>"#,
+        );
         assert_eq!(r.fault.code(), Some(FaultCode::InvalidRequest));
         assert!(r.fault.message.contains("DOCTYPE"));
     }
 
     #[test]
     fn an_undefined_entity_is_refused() {
-        let r = rejected(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession><sessionId>&xxe;</sessionId></validateSession></soap:Body></soap:Envelope>"#);
+        let r = rejected(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession><sessionId>&xxe;</sessionId></validateSession></soap:Body></soap:Envelope>"#,
+        );
         assert!(r.fault.message.contains("undefined entity"));
     }
 
     #[test]
     fn deep_nesting_is_refused() {
-        let mut xml = String::from(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#);
+        let mut xml = String::from(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#,
+        );
         xml.push_str(&"<a>".repeat(100));
         xml.push_str(&"</a>".repeat(100));
         xml.push_str("</validateSession></soap:Body></soap:Envelope>");
@@ -404,30 +422,47 @@ mod tests {
 
     #[test]
     fn a_wrong_envelope_namespace_is_a_version_mismatch() {
-        let r = rejected(r#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body/></soap:Envelope>"#);
+        let r =
+            rejected(r#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body/></soap:Envelope>"#);
         assert_eq!(r.fault.code(), None);
-        assert!(r.fault.encode(SoapVersion::V11).contains("soap:VersionMismatch"));
+        assert!(r
+            .fault
+            .encode(SoapVersion::V11)
+            .contains("soap:VersionMismatch"));
     }
 
     #[test]
     fn a_must_understand_header_is_a_fault_unless_for_another_role() {
-        let r = rejected(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><w:Security xmlns:w="urn:wsse" soap:mustUnderstand="1"/></soap:Header><soap:Body><validateSession><sessionId>a</sessionId></validateSession></soap:Body></soap:Envelope>"#);
-        assert!(r.fault.encode(SoapVersion::V11).contains("soap:MustUnderstand"));
-        ok(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><w:Security xmlns:w="urn:wsse" soap:actor="urn:someone-else" soap:mustUnderstand="1"/><w:Trace xmlns:w="urn:t">x</w:Trace></soap:Header><soap:Body><validateSession><sessionId>a</sessionId></validateSession></soap:Body></soap:Envelope>"#);
+        let r = rejected(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><w:Security xmlns:w="urn:wsse" soap:mustUnderstand="1"/></soap:Header><soap:Body><validateSession><sessionId>a</sessionId></validateSession></soap:Body></soap:Envelope>"#,
+        );
+        assert!(r
+            .fault
+            .encode(SoapVersion::V11)
+            .contains("soap:MustUnderstand"));
+        ok(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><w:Security xmlns:w="urn:wsse" soap:actor="urn:someone-else" soap:mustUnderstand="1"/><w:Trace xmlns:w="urn:t">x</w:Trace></soap:Header><soap:Body><validateSession><sessionId>a</sessionId></validateSession></soap:Body></soap:Envelope>"#,
+        );
     }
 
     #[test]
     fn not_utf8_is_refused() {
         let r = rejected("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>");
         assert!(r.fault.message.contains("ISO-8859-1"));
-        let r = decode(b"<a>\xE9</a>", SoapVersion::V11, Limits::default()).err().unwrap();
+        let r = decode(b"<a>\xE9</a>", SoapVersion::V11, Limits::default())
+            .err()
+            .unwrap();
         assert!(r.fault.message.contains("UTF-8"));
     }
 
     #[test]
     fn truncated_and_empty_envelopes_are_refused() {
-        rejected(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#);
-        rejected(r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>"#);
+        rejected(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#,
+        );
+        rejected(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>"#,
+        );
         rejected("");
     }
 }

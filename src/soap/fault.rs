@@ -33,7 +33,10 @@ impl FaultCode {
 
     /// The caller's fault (soap:Client / env:Sender) or ours (soap:Server / env:Receiver).
     pub fn is_client(self) -> bool {
-        !matches!(self, FaultCode::ServiceUnavailable | FaultCode::InternalError)
+        !matches!(
+            self,
+            FaultCode::ServiceUnavailable | FaultCode::InternalError
+        )
     }
 }
 
@@ -74,9 +77,7 @@ impl Fault {
     pub fn version_mismatch(found: &str) -> Self {
         Self {
             kind: Kind::VersionMismatch,
-            message: format!(
-                "envelope namespace '{found}' is neither SOAP 1.1 nor SOAP 1.2"
-            ),
+            message: format!("envelope namespace '{found}' is neither SOAP 1.1 nor SOAP 1.2"),
         }
     }
 

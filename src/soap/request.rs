@@ -106,9 +106,9 @@ impl Fields {
     }
 
     fn required(&self, name: &str) -> Result<String, Fault> {
-        self.get(name)
-            .map(str::to_owned)
-            .ok_or_else(|| Fault::client(FaultCode::InvalidRequest, format!("missing element {name}")))
+        self.get(name).map(str::to_owned).ok_or_else(|| {
+            Fault::client(FaultCode::InvalidRequest, format!("missing element {name}"))
+        })
     }
 
     /// An identifier: surrounding whitespace, as pretty-printing clients send, is not part of it.
@@ -143,12 +143,15 @@ impl Fields {
         self.get(name)
             .map(|s| {
                 let s = s.trim();
-                s.strip_prefix('+').unwrap_or(s).parse::<i32>().map_err(|_| {
-                    Fault::client(
-                        FaultCode::InvalidRequest,
-                        format!("{name} must be an xs:int, not '{s}'"),
-                    )
-                })
+                s.strip_prefix('+')
+                    .unwrap_or(s)
+                    .parse::<i32>()
+                    .map_err(|_| {
+                        Fault::client(
+                            FaultCode::InvalidRequest,
+                            format!("{name} must be an xs:int, not '{s}'"),
+                        )
+                    })
             })
             .transpose()
     }
@@ -157,14 +160,33 @@ impl Fields {
 /// A decoded request. No Debug: passwords are in here.
 #[derive(Clone)]
 pub enum Request {
-    GetSession { user_id: String, password: String },
-    GetBWSession { user_id: String, password: String },
-    CloseSession { session_id: String },
-    ValidateSession { session_id: String },
-    DeleteSessionId { session_id: String, target_session_id: String },
-    DeleteExpiredSessionIds { session_id: String },
-    GetExpiredSessionIds { session_id: String },
-    ListActiveSessionIds { session_id: String },
+    GetSession {
+        user_id: String,
+        password: String,
+    },
+    GetBWSession {
+        user_id: String,
+        password: String,
+    },
+    CloseSession {
+        session_id: String,
+    },
+    ValidateSession {
+        session_id: String,
+    },
+    DeleteSessionId {
+        session_id: String,
+        target_session_id: String,
+    },
+    DeleteExpiredSessionIds {
+        session_id: String,
+    },
+    GetExpiredSessionIds {
+        session_id: String,
+    },
+    ListActiveSessionIds {
+        session_id: String,
+    },
     StartSession {
         user_id: String,
         password: String,
@@ -180,17 +202,33 @@ pub enum Request {
         offset: Option<i32>,
         limit: Option<i32>,
     },
-    GetSessionInfo { session_id: String, target_session_id: String },
-    GetSessionUser { session_id: String, target_session_id: String },
-    GetCurrentSession { session_id: String },
-    ExtendSession { session_id: String },
-    ConfirmId { session_id: String, password: String },
+    GetSessionInfo {
+        session_id: String,
+        target_session_id: String,
+    },
+    GetSessionUser {
+        session_id: String,
+        target_session_id: String,
+    },
+    GetCurrentSession {
+        session_id: String,
+    },
+    ExtendSession {
+        session_id: String,
+    },
+    ConfirmId {
+        session_id: String,
+        password: String,
+    },
     OpenClientlessSession {
         session_id: String,
         user_id: String,
         client_name: Option<String>,
     },
-    CloseClientlessSession { session_id: String, clientless_session_id: String },
+    CloseClientlessSession {
+        session_id: String,
+        clientless_session_id: String,
+    },
 }
 
 impl Request {
@@ -303,7 +341,10 @@ mod tests {
             Operation::from_action("\"urn:sessiond:session:1/validateSession\""),
             Some(Operation::ValidateSession)
         );
-        assert_eq!(Operation::from_action("getSession"), Some(Operation::GetSession));
+        assert_eq!(
+            Operation::from_action("getSession"),
+            Some(Operation::GetSession)
+        );
         assert_eq!(Operation::from_action(""), None);
         assert_eq!(Operation::from_action("urn:other/thing"), None);
     }
@@ -311,17 +352,40 @@ mod tests {
     #[test]
     fn a_nil_optional_is_absent_and_a_nil_required_is_missing() {
         let fields = Fields(vec![
-            Field { name: "sessionId".into(), value: None },
-            Field { name: "limit".into(), value: None },
+            Field {
+                name: "sessionId".into(),
+                value: None,
+            },
+            Field {
+                name: "limit".into(),
+                value: None,
+            },
         ]);
         assert!(Request::from_fields(Operation::GetSessions, &fields).is_err());
         let fields = Fields(vec![
-            Field { name: "sessionId".into(), value: Some(" abc ".into()) },
-            Field { name: "limit".into(), value: None },
-            Field { name: "offset".into(), value: Some(" +3 ".into()) },
+            Field {
+                name: "sessionId".into(),
+                value: Some(" abc ".into()),
+            },
+            Field {
+                name: "limit".into(),
+                value: None,
+            },
+            Field {
+                name: "offset".into(),
+                value: Some(" +3 ".into()),
+            },
         ]);
-        match Request::from_fields(Operation::GetSessions, &fields).ok().unwrap() {
-            Request::GetSessions { session_id, limit, offset, .. } => {
+        match Request::from_fields(Operation::GetSessions, &fields)
+            .ok()
+            .unwrap()
+        {
+            Request::GetSessions {
+                session_id,
+                limit,
+                offset,
+                ..
+            } => {
                 assert_eq!(session_id, "abc");
                 assert_eq!(limit, None);
                 assert_eq!(offset, Some(3));

@@ -139,7 +139,9 @@ impl Body {
 impl Response {
     pub fn operation(&self) -> Operation {
         match self {
-            Response::SessionId(op, _) | Response::Closed(op, _) | Response::SessionInfo(op, _) => *op,
+            Response::SessionId(op, _) | Response::Closed(op, _) | Response::SessionInfo(op, _) => {
+                *op
+            }
             Response::Sessions { operation, .. } => *operation,
             Response::Valid(_) => Operation::ValidateSession,
             Response::Deleted => Operation::DeleteSessionId,

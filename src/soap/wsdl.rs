@@ -69,7 +69,10 @@ mod tests {
     fn the_query_picks_the_description() {
         assert_eq!(Description::from_query("wsdl"), Some(Description::Soap11));
         assert_eq!(Description::from_query("WSDL"), Some(Description::Soap11));
-        assert_eq!(Description::from_query("wsdl=soap12"), Some(Description::Soap12));
+        assert_eq!(
+            Description::from_query("wsdl=soap12"),
+            Some(Description::Soap12)
+        );
         assert_eq!(Description::from_query("x=1"), None);
     }
 
@@ -88,7 +91,10 @@ mod tests {
             let declared = declared_operations(d);
             assert_eq!(declared.len(), 17);
             for name in &declared {
-                assert!(Operation::from_name(name).is_some(), "no handler for {name}");
+                assert!(
+                    Operation::from_name(name).is_some(),
+                    "no handler for {name}"
+                );
             }
             let ours: Vec<_> = Operation::ALL.iter().map(|o| o.name().to_owned()).collect();
             assert_eq!(ours, declared);
