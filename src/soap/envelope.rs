@@ -80,12 +80,15 @@ fn bad(message: impl Into<String>) -> Fault {
 /// whose envelope could not be read far enough to tell.
 pub fn decode(body: &[u8], hint: SoapVersion, limits: Limits) -> Result<Decoded, Rejected> {
     let mut version = None;
-    decode_inner(body, &mut version, limits)
-        .map_err(|fault| Rejected {
+    let (version_read, request) =
+        decode_inner(body, &mut version, limits).map_err(|fault| Rejected {
             version: version.unwrap_or(hint),
             fault,
-        })
-        .and_then(|(version, request)| Ok(Decoded { version, request }))
+        })?;
+    Ok(Decoded {
+        version: version_read,
+        request,
+    })
 }
 
 /// Where the reader is in the envelope.

@@ -44,8 +44,7 @@ impl TestApp {
         if let Some(thread) = self.thread.take() {
             thread.join().unwrap();
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
