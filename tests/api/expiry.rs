@@ -89,10 +89,10 @@ fn a_graceful_shutdown_stores_pending_renewals() {
     let id = app.get_session("alice", PW);
     clock.advance(20 * MINUTE);
     assert!(app.validate(&id));
-    let dir = app.shutdown();
+    let db = app.shutdown();
     clock.advance(20 * MINUTE);
     // 40 minutes after login but 20 after the renewal: still valid on the new instance.
-    let app = respawn_app(dir, clock, lag);
+    let app = spawn_app_on(db, Some(clock), lag);
     assert!(app.validate(&id));
 }
 

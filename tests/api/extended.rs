@@ -414,12 +414,7 @@ fn the_opener_may_close_its_clientless_session_after_losing_the_admin_right() {
 fn is_remote_is_true_for_sessions_another_instance_created() {
     let a = spawn_app();
     a.add_user("viewer", PW, None, &[Right::ViewSession]);
-    let db = a.dir.path().join("sessiond.db");
-    let b = spawn_app_with(|c| {
-        c.location = "other-instance".into();
-        c.database =
-            sessiond::config::DatabaseUrl::parse(&format!("sqlite://{}", db.display())).unwrap();
-    });
+    let b = spawn_app_on(a.db.clone(), None, |c| c.location = "other-instance".into());
     let on_a = a.get_session("viewer", PW);
     let on_b = b.get_session("viewer", PW);
     assert!(

@@ -16,12 +16,67 @@ pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 pub const PATH: &str = "/services/SessionService";
 
+/// A database of a test's own: a temporary SQLite file, or with SESSIOND_TEST_BACKEND=postgres
+/// a fresh PostgreSQL database on the local server, dropped when the last app using it is gone.
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub url: DatabaseUrl,
+    postgres: Option<String>,
+}
+
+/// The server the PostgreSQL runs use; SESSIOND_TEST_PG overrides it.
+fn postgres_server() -> String {
+    std::env::var("SESSIOND_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn postgres_admin(sql: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(&format!("{}/postgres", postgres_server()))
+        .expect("the test PostgreSQL server is reachable");
+    diesel::sql_query(sql).execute(&mut conn).unwrap();
+}
+
+impl TestDb {
+    pub fn new() -> Arc<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        if std::env::var("SESSIOND_TEST_BACKEND").as_deref() == Ok("postgres") {
+            let name = format!("sessiond_test_{}", uuid::Uuid::new_v4().simple());
+            postgres_admin(&format!("CREATE DATABASE {name}"));
+            let url = DatabaseUrl::parse(&format!("{}/{name}", postgres_server())).unwrap();
+            return Arc::new(Self {
+                dir,
+                url,
+                postgres: Some(name),
+            });
+        }
+        let url = DatabaseUrl::parse(&format!(
+            "sqlite://{}",
+            dir.path().join("sessiond.db").display()
+        ))
+        .unwrap();
+        Arc::new(Self {
+            dir,
+            url,
+            postgres: None,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres {
+            postgres_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub url: String,
     pub service: Arc<SessionService>,
     pub clock: Option<Arc<ManualClock>>,
-    pub dir: tempfile::TempDir,
+    pub db: Arc<TestDb>,
     client: reqwest::blocking::Client,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -37,25 +92,24 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// Stops the server as SIGTERM would and waits until it has finished (pending activity
-    /// stored). The temporary directory is handed back so a new app can reuse the database.
-    pub fn shutdown(mut self) -> tempfile::TempDir {
+    /// stored). The database is handed back so a new app can use it.
+    pub fn shutdown(mut self) -> Arc<TestDb> {
         let handle = self.handle.clone();
         actix_web::rt::System::new().block_on(handle.stop(true));
         if let Some(thread) = self.thread.take() {
             thread.join().unwrap();
         }
-        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+        self.db.clone()
     }
 }
 
-/// A config for tests: port 0, a fresh SQLite file, one worker.
-pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    let db = dir.path().join("sessiond.db");
+/// A config for tests: port 0, the test's own database, two workers.
+pub fn test_config(db: &TestDb) -> Config {
     Config {
-        database: DatabaseUrl::parse(&format!("sqlite://{}", db.display())).unwrap(),
+        database: db.url.clone(),
         bind: "127.0.0.1:0".parse().unwrap(),
         workers: 2,
-        admin_password_file: dir.path().join("admin-password.txt"),
+        admin_password_file: db.dir.path().join("admin-password.txt"),
         location: "test-instance".into(),
         ..Config::default()
     }
@@ -66,30 +120,31 @@ pub fn spawn_app() -> TestApp {
 }
 
 pub fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    start(tempfile::tempdir().unwrap(), adjust, None)
+    start(TestDb::new(), adjust, None)
 }
 
-/// An app on the database of an earlier one (see [`TestApp::shutdown`]).
-pub fn respawn_app(
-    dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
+/// Another app on the database of an earlier one: a second instance, or a restart (see
+/// [`TestApp::shutdown`]).
+pub fn spawn_app_on(
+    db: Arc<TestDb>,
+    clock: Option<Arc<ManualClock>>,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
-    start(dir, adjust, Some(clock))
+    start(db, adjust, clock)
 }
 
 /// An app whose clock moves only when the test says so.
 pub fn spawn_app_with_clock(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now().naive_utc()));
-    start(tempfile::tempdir().unwrap(), adjust, Some(clock))
+    start(TestDb::new(), adjust, Some(clock))
 }
 
 fn start(
-    dir: tempfile::TempDir,
+    db: Arc<TestDb>,
     adjust: impl FnOnce(&mut Config),
     clock: Option<Arc<ManualClock>>,
 ) -> TestApp {
-    let mut config = test_config(&dir);
+    let mut config = test_config(&db);
     adjust(&mut config);
     let app_clock: Arc<dyn Clock> = match &clock {
         Some(c) => c.clone(),
@@ -120,7 +175,7 @@ fn start(
         base,
         service,
         clock,
-        dir,
+        db,
         thread: Some(thread),
         client: reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
