@@ -1,6 +1,7 @@
 //! The API tests: one binary, each test against its own real server over HTTP.
 
 mod cli;
+mod cluster;
 mod expiry;
 mod extended;
 mod helpers;
