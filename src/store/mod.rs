@@ -82,13 +82,39 @@ pub struct Manager {
     busy_timeout: Duration,
 }
 
+impl Manager {
+    /// The URL with libpq's timeouts set from the database timeout, unless the URL sets them:
+    /// a server that is down or unreachable then costs a bounded wait, never a hung request.
+    fn postgres_url(&self) -> String {
+        let url = &self.database.target;
+        let secs = self.busy_timeout.as_secs().max(1);
+        let params = [
+            ("connect_timeout", secs.to_string()),
+            ("tcp_user_timeout", (secs * 1000).to_string()),
+            ("keepalives_idle", secs.to_string()),
+            ("keepalives_interval", "1".to_owned()),
+            ("keepalives_count", "3".to_owned()),
+        ];
+        let mut out = url.clone();
+        let mut sep = if url.contains('?') { '&' } else { '?' };
+        for (key, value) in params {
+            if !url.contains(&format!("{key}=")) {
+                out.push(sep);
+                out.push_str(&format!("{key}={value}"));
+                sep = '&';
+            }
+        }
+        out
+    }
+}
+
 impl ManageConnection for Manager {
     type Connection = DbConnection;
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match self.database.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.database.target)
+            Backend::Postgres => diesel::PgConnection::establish(&self.postgres_url())
                 .map(DbConnection::Postgres)
                 .map_err(r2d2::Error::ConnectionError),
             Backend::Sqlite => {

@@ -7,4 +7,5 @@ mod extended;
 mod helpers;
 mod hostile;
 mod legacy;
+mod outage;
 mod protocol;
