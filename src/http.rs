@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::service::{CallContext, ServiceError, SessionFilter, SessionService, SessionView};
@@ -35,7 +35,24 @@ pub fn routes(paths: Vec<String>) -> impl Fn(&mut web::ServiceConfig) {
                     .route(web::get().to(wsdl_endpoint)),
             );
         }
+        #[cfg(feature = "bench-baseline")]
+        cfg.route("/bench/baseline", web::post().to(baseline));
     }
+}
+
+/// The benchmark's yardstick: reads the body like the endpoint does, answers a fixed
+/// validateSession response, and does nothing else.
+#[cfg(feature = "bench-baseline")]
+async fn baseline(payload: web::Payload) -> HttpResponse {
+    const ANSWER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope \
+        xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+        xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soap:Body>\
+        <tns:validateSessionResponse xmlns:tns=\"urn:sessiond:session:1\"><tns:valid>true</tns:valid>\
+        </tns:validateSessionResponse></soap:Body></soap:Envelope>";
+    let _ = payload.to_bytes_limited(1024 * 1024).await;
+    HttpResponse::Ok()
+        .content_type(SoapVersion::V11.content_type())
+        .body(ANSWER)
 }
 
 fn fault_response(version: SoapVersion, fault: &Fault) -> HttpResponse {
@@ -90,18 +107,73 @@ async fn read_body(
     Ok(body.freeze())
 }
 
+/// A request's media type: essence and parameters, names in lower case, quotes removed.
+///
+/// Parsed by hand: the `mime` crate refuses what SOAP 1.2 stacks really send, such as an
+/// unquoted `action=urn:sessiond:session:1/getSession` (':' is not a token character), and a
+/// refusal there would silently drop the action and charset checks.
+struct MediaType {
+    essence: String,
+    params: Vec<(String, String)>,
+}
+
+impl MediaType {
+    fn of(req: &HttpRequest) -> Option<Self> {
+        let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let mut parts = split_unquoted(value, ';').into_iter();
+        let essence = parts.next()?.trim().to_ascii_lowercase();
+        let params = parts
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v);
+                Some((k.trim().to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        Some(Self { essence, params })
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits at `sep` outside double quotes.
+fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
 /// The SOAPAction a request carries: the SOAP 1.1 header, or SOAP 1.2's `action` parameter.
-fn actions(req: &HttpRequest, media: Option<&mime::Mime>) -> Vec<String> {
+fn actions<'a>(req: &'a HttpRequest, media: Option<&'a MediaType>) -> Vec<&'a str> {
     let mut found = Vec::new();
     if let Some(v) = req
         .headers()
         .get("SOAPAction")
         .and_then(|v| v.to_str().ok())
     {
-        found.push(v.to_owned());
+        found.push(v);
     }
-    if let Some(action) = media.and_then(|m| m.get_param("action")) {
-        found.push(action.as_str().to_owned());
+    if let Some(action) = media.and_then(|m| m.param("action")) {
+        found.push(action);
     }
     found
 }
@@ -111,14 +183,14 @@ async fn soap_endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let media = req.mime_type().ok().flatten();
+    let media = MediaType::of(&req);
     let hint = media.as_ref().map_or(SoapVersion::V11, |m| {
-        SoapVersion::from_media_type(m.essence_str())
+        SoapVersion::from_media_type(&m.essence)
     });
     let charset = media
         .as_ref()
-        .and_then(|m| m.get_param(mime::CHARSET))
-        .map(|c| c.as_str().to_owned());
+        .and_then(|m| m.param("charset"))
+        .map(str::to_owned);
     if !charset_is_utf8(charset.as_deref()) {
         let fault = Fault::client(
             FaultCode::InvalidRequest,
@@ -150,7 +222,7 @@ async fn soap_endpoint(
     let version = decoded.version;
     let operation = decoded.request.operation();
     for action in actions(&req, media.as_ref()) {
-        if let Some(named) = Operation::from_action(&action) {
+        if let Some(named) = Operation::from_action(action) {
             if named != operation {
                 let message = format!(
                     "SOAPAction names {} but the Body holds {}",

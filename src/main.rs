@@ -88,11 +88,18 @@ enum SessionsCommand {
     /// List stored sessions that have expired
     ListExpired,
     /// End a session (reason: deleted)
-    Delete { session_id: String },
+    Delete {
+        // A session ID may start with '-' (URL-safe base64): it is a value, not an option.
+        #[arg(allow_hyphen_values = true)]
+        session_id: String,
+    },
     /// Remove every expired session
     DeleteExpired,
     /// Show a session's details, ended ones included
-    Info { session_id: String },
+    Info {
+        #[arg(allow_hyphen_values = true)]
+        session_id: String,
+    },
 }
 
 fn main() -> ExitCode {

@@ -167,12 +167,15 @@ fn decode_inner(
                         *version_out = Some(v);
                         place = Place::Envelope;
                     }
-                    (Place::Envelope, 2) if is_env(ns, version) && local == "Header" => {
+                    // `<soap:Header/>` (as SoapUI sends) has no End event: stay in Envelope.
+                    (Place::Envelope, 2) if is_env(ns, version) && local == "Header" && !empty => {
                         place = Place::Header;
                     }
                     (Place::Envelope, 2) if is_env(ns, version) && local == "Body" => {
-                        place = Place::Body;
                         seen_body = true;
+                        if !empty {
+                            place = Place::Body;
+                        }
                     }
                     (Place::Header, 3) => {
                         check_header_block(&reader, start, version.unwrap_or(SoapVersion::V11))?;
@@ -456,6 +459,14 @@ mod tests {
             .err()
             .unwrap();
         assert!(r.fault.message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn a_self_closing_header_is_no_header() {
+        let d = ok(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header/><s:Body><validateSession xmlns="urn:sessiond:session:1"><sessionId>a</sessionId></validateSession></s:Body></s:Envelope>"#,
+        );
+        assert_eq!(session_id(&d), "a");
     }
 
     #[test]

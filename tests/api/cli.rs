@@ -1,1 +1,970 @@
-use crate::helpers::*;
+//! The `sessiond` command line as an administrator's script runs it (SPEC 5): the real binary,
+//! each test in its own temporary working directory with its own SQLite file, the admin verbs
+//! checked by what they print and by what a SOAP client then sees of a running `serve`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{envelope11, operation, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+/// How long a verb, or `serve` until it listens, may take before the test gives up on it.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// The stderr line `serve` prints once it accepts connections.
+const LISTENING: &str = "listening on http://";
+
+/// A temporary working directory and the settings every command there runs with.
+struct Site {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Site {
+    /// Its own SQLite file, and port 0 so that `serve` never takes a port another test wants.
+    fn new() -> Self {
+        let site = Self::bare();
+        let url = format!("sqlite://{}", site.path().join("s.db").display());
+        site.with("DATABASE_URL", &url)
+            .with("SESSIOND_BIND", "127.0.0.1:0")
+    }
+
+    /// No setting at all: what an administrator gets who just runs the binary.
+    fn bare() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets (or replaces) an environment variable for every command run here.
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn without(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        // Nothing from the environment running the tests: only what the test sets.
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("SESSIOND_")
+                || name == "DATABASE_URL"
+                || name.starts_with("RUST_LOG")
+            {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.current_dir(self.path())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, None)
+    }
+
+    /// A verb with this text written to its standard input (then closed).
+    fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_with(args, Some(stdin))
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the binary runs");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            // A verb that fails before reading closes the pipe; that is its business.
+            let _ = pipe.write_all(text.as_bytes());
+        }
+        finish(child, &args.join(" "))
+    }
+
+    /// `user add USER --password-stdin`, which must succeed.
+    fn add_user(&self, user: &str, password: &str) {
+        self.run_stdin(
+            &["user", "add", user, "--password-stdin"],
+            &format!("{password}\n"),
+        )
+        .succeeded();
+    }
+
+    /// `user list`, as one row per user.
+    fn users(&self) -> Vec<UserRow> {
+        let out = self.run(&["user", "list"]);
+        out.succeeded();
+        let mut lines = out.stdout.lines();
+        let header = lines.next().unwrap_or_default();
+        assert!(header.starts_with("USER"), "no header: {}", out.stdout);
+        lines
+            .map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                assert!(cols.len() >= 3, "a short row in user list: {line:?}");
+                UserRow {
+                    user: cols[0].to_owned(),
+                    department: cols[1].to_owned(),
+                    state: cols[2].to_owned(),
+                    rights: cols
+                        .get(3)
+                        .map(|r| r.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    fn user(&self, user: &str) -> UserRow {
+        let users = self.users();
+        users
+            .iter()
+            .find(|u| u.user == user)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user} is not in user list: {users:?}"))
+    }
+
+    /// The first column of `sessions list-active` / `list-expired`: the session IDs.
+    fn session_ids(&self, verb: &str) -> Vec<String> {
+        let out = self.run(&["sessions", verb]);
+        out.succeeded();
+        let mut lines = out.stdout.lines();
+        assert!(
+            lines.next().is_some_and(|h| h.starts_with("SESSION")),
+            "no header: {}",
+            out.stdout
+        );
+        lines
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `sessions info -- ID` as `label: value` pairs. The `--` because one ID in 64 starts
+    /// with `-` (see `the_session_verbs_take_an_id_that_starts_with_a_hyphen`).
+    fn info(&self, session_id: &str) -> HashMap<String, String> {
+        let out = self.run(&["sessions", "info", "--", session_id]);
+        out.succeeded();
+        labelled(&out.stdout)
+    }
+
+    /// `sessions delete -- ID`.
+    fn delete(&self, session_id: &str) -> Output {
+        self.run(&["sessions", "delete", "--", session_id])
+    }
+
+    fn serve(&self) -> Server {
+        Server::start(self.command(&["serve"]))
+    }
+}
+
+/// `label: value` lines as a map.
+fn labelled(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct UserRow {
+    user: String,
+    department: String,
+    state: String,
+    rights: Vec<String>,
+}
+
+/// What a script sees of one finished command.
+struct Output {
+    what: String,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn succeeded(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "`sessiond {}` failed: {self}",
+            self.what
+        );
+        self
+    }
+
+    /// A non-zero exit with a message on stderr that contains each of `words`.
+    fn failed_naming(&self, words: &[&str]) -> &Self {
+        assert!(
+            !self.status.success(),
+            "`sessiond {}` succeeded: {self}",
+            self.what
+        );
+        assert!(
+            !self.stderr.trim().is_empty(),
+            "`sessiond {}` failed silently: {self}",
+            self.what
+        );
+        for word in words {
+            assert!(
+                self.stderr.contains(word),
+                "`sessiond {}` does not name {word:?}: {self}",
+                self.what
+            );
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+fn finish(mut child: Child, what: &str) -> Output {
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let Some(status) = status else {
+        panic!("`sessiond {what}` did not finish within {PATIENCE:?}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    };
+    Output {
+        what: what.to_owned(),
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// A running `sessiond serve`, killed when dropped, so that a failed assertion leaves nothing
+/// behind.
+struct Server {
+    child: Child,
+    /// The endpoint URL from the log line `listening on …`.
+    url: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+    client: reqwest::blocking::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the binary runs");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(at) = line.find(LISTENING) {
+                        let url = line[at + "listening on ".len()..].split_whitespace().next();
+                        let _ = tx.send(url.unwrap_or_default().to_owned());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        };
+        let mut server = Server {
+            child,
+            url: String::new(),
+            log,
+            reader: Some(reader),
+            client: reqwest::blocking::Client::builder()
+                .timeout(PATIENCE)
+                .build()
+                .unwrap(),
+        };
+        match rx.recv_timeout(PATIENCE) {
+            Ok(url) => server.url = url,
+            Err(_) => {
+                let log = server.stop();
+                panic!("serve did not start listening; its log:\n{log}");
+            }
+        }
+        server
+    }
+
+    fn port(&self) -> u16 {
+        let authority = self
+            .url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap();
+        authority
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.url))
+    }
+
+    /// Kills the server and returns everything it logged.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// A SOAP 1.1 call of `op` with these child elements.
+    fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(envelope11(&operation(op, fields)))
+            .send()
+            .expect("the server answers");
+        Reply {
+            status: resp.status().as_u16(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: resp.text().unwrap(),
+        }
+    }
+
+    fn try_get_session(&self, user: &str, password: &str) -> Reply {
+        self.call("getSession", &[("userId", user), ("password", password)])
+    }
+
+    fn get_session(&self, user: &str, password: &str) -> String {
+        let r = self.try_get_session(user, password);
+        r.assert_ok();
+        r.value("sessionId").expect("a session ID")
+    }
+
+    fn validate(&self, session_id: &str) -> bool {
+        let r = self.call("validateSession", &[("sessionId", session_id)]);
+        r.assert_ok();
+        r.value("valid").expect("a valid element") == "true"
+    }
+}
+
+/// Two different ports nobody listens on right now.
+fn two_free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (bind(), bind());
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+// ----- users -----
+
+#[test]
+fn user_add_reads_the_password_from_stdin_and_user_list_shows_the_department_and_granted_right() {
+    let site = Site::new();
+    let added = site.run_stdin(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--department",
+            "Sales",
+        ],
+        "pw-alice-3141\n",
+    );
+    added.succeeded();
+    assert!(added.stdout.contains("alice"), "{added}");
+    assert!(
+        !added.stdout.contains("pw-alice-3141") && !added.stderr.contains("pw-alice-3141"),
+        "{added}"
+    );
+    site.run(&["user", "grant", "alice", "ViewSessionRight"])
+        .succeeded();
+
+    let alice = site.user("alice");
+    assert_eq!(alice.department, "Sales");
+    assert_eq!(alice.state, "enabled");
+    assert_eq!(alice.rights, ["ViewSessionRight"]);
+}
+
+#[test]
+fn a_user_added_without_department_or_rights_is_listed_with_neither() {
+    let site = Site::new();
+    site.add_user("bob", "pw-bob");
+    let bob = site.user("bob");
+    assert_eq!(bob.department, "-");
+    assert!(bob.rights.is_empty(), "{bob:?}");
+}
+
+#[test]
+fn revoke_takes_back_one_right_and_leaves_the_others() {
+    let site = Site::new();
+    site.add_user("bob", "pw-bob");
+    site.run(&["user", "grant", "bob", "UpdateSessionRight"])
+        .succeeded();
+    site.run(&["user", "grant", "bob", "ViewSessionRight"])
+        .succeeded();
+    assert_eq!(
+        site.user("bob").rights,
+        ["UpdateSessionRight", "ViewSessionRight"]
+    );
+
+    site.run(&["user", "revoke", "bob", "ViewSessionRight"])
+        .succeeded();
+    assert_eq!(site.user("bob").rights, ["UpdateSessionRight"]);
+}
+
+#[test]
+fn set_department_sets_a_department_and_without_one_clears_it() {
+    let site = Site::new();
+    site.add_user("carol", "pw-carol");
+    site.run(&["user", "set-department", "carol", "Ops"])
+        .succeeded();
+    assert_eq!(site.user("carol").department, "Ops");
+
+    site.run(&["user", "set-department", "carol"]).succeeded();
+    assert_eq!(site.user("carol").department, "-");
+}
+
+#[test]
+fn disable_and_enable_show_in_user_list() {
+    let site = Site::new();
+    site.add_user("dave", "pw-dave");
+    site.run(&["user", "disable", "dave"]).succeeded();
+    assert_eq!(site.user("dave").state, "disabled");
+    site.run(&["user", "enable", "dave"]).succeeded();
+    assert_eq!(site.user("dave").state, "enabled");
+}
+
+#[test]
+fn passwd_sets_a_password_that_works_and_the_old_one_no_longer_does() {
+    let site = Site::new();
+    // One line is the password: what follows it is not part of it.
+    site.run_stdin(
+        &["user", "add", "alice", "--password-stdin"],
+        "old-pw-2718\nnot part of it\n",
+    )
+    .succeeded();
+    let server = site.serve();
+    server.get_session("alice", "old-pw-2718");
+
+    let changed = site.run_stdin(
+        &["user", "passwd", "alice", "--password-stdin"],
+        "new-pw-1618\n",
+    );
+    changed.succeeded();
+    assert!(
+        !changed.stdout.contains("new-pw-1618") && !changed.stderr.contains("new-pw-1618"),
+        "{changed}"
+    );
+
+    server.get_session("alice", "new-pw-1618");
+    server
+        .try_get_session("alice", "old-pw-2718")
+        .assert_fault("AUTHENTICATION_FAILED");
+}
+
+// ----- what the user verbs refuse -----
+
+#[test]
+fn the_password_is_never_an_argument() {
+    let site = Site::new();
+    site.run(&["user", "add", "alice"])
+        .failed_naming(&["--password-stdin"]);
+    site.run(&["user", "add", "alice", "secret-pw"])
+        .failed_naming(&[]);
+    site.run(&["user", "passwd", "alice"])
+        .failed_naming(&["--password-stdin"]);
+    site.run(&["user", "add", "--password", "secret-pw", "alice"])
+        .failed_naming(&["--password"]);
+    assert!(site.users().iter().all(|u| u.user != "alice"));
+}
+
+#[test]
+fn user_add_with_no_password_on_stdin_fails() {
+    let site = Site::new();
+    for stdin in ["", "\n"] {
+        site.run_stdin(&["user", "add", "alice", "--password-stdin"], stdin)
+            .failed_naming(&["password"]);
+    }
+    assert!(site.users().iter().all(|u| u.user != "alice"));
+}
+
+#[test]
+fn adding_an_existing_user_fails_naming_it() {
+    let site = Site::new();
+    site.add_user("alice", "pw-1");
+    site.run_stdin(&["user", "add", "alice", "--password-stdin"], "pw-2\n")
+        .failed_naming(&["alice"]);
+}
+
+#[test]
+fn an_unknown_right_fails_naming_it() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    site.run(&["user", "grant", "alice", "RootRight"])
+        .failed_naming(&["RootRight"]);
+    site.run(&["user", "revoke", "alice", "SuperRight"])
+        .failed_naming(&["SuperRight"]);
+    assert!(site.user("alice").rights.is_empty());
+}
+
+#[test]
+fn verbs_on_an_unknown_user_fail_naming_it() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    let verbs: &[&[&str]] = &[
+        &["user", "grant", "ghost", "ViewSessionRight"],
+        &["user", "revoke", "ghost", "ViewSessionRight"],
+        &["user", "set-department", "ghost", "Ops"],
+        &["user", "set-department", "ghost"],
+        &["user", "disable", "ghost"],
+        &["user", "enable", "ghost"],
+    ];
+    for args in verbs {
+        site.run(args).failed_naming(&["ghost"]);
+    }
+    site.run_stdin(
+        &["user", "passwd", "ghost", "--password-stdin"],
+        "pw-ghost\n",
+    )
+    .failed_naming(&["ghost"]);
+    let names: Vec<String> = site.users().into_iter().map(|u| u.user).collect();
+    assert_eq!(names, ["alice"]);
+}
+
+#[test]
+fn session_verbs_on_an_unknown_session_fail_with_a_message() {
+    let site = Site::new();
+    site.run(&["sessions", "info", "no-such-session-0000000000000"])
+        .failed_naming(&[]);
+    site.run(&["sessions", "delete", "no-such-session-0000000000000"])
+        .failed_naming(&[]);
+}
+
+// ----- migrate -----
+
+#[test]
+fn migrate_creates_the_database_and_may_run_twice() {
+    let site = Site::new();
+    let db = site.path().join("s.db");
+    assert!(!db.exists());
+    site.run(&["migrate"]).succeeded();
+    assert!(db.exists(), "no database file after migrate");
+    site.run(&["migrate"]).succeeded();
+    assert!(site.users().is_empty());
+}
+
+// ----- settings -----
+
+#[test]
+fn a_session_timeout_that_is_not_a_duration_stops_the_start_naming_it() {
+    let site = Site::new().with("SESSIOND_SESSION_TIMEOUT", "soon");
+    site.run(&["serve"])
+        .failed_naming(&["SESSIOND_SESSION_TIMEOUT"]);
+}
+
+#[test]
+fn a_bind_address_without_a_port_stops_the_start_naming_it() {
+    let site = Site::new().with("SESSIOND_BIND", "nowhere");
+    site.run(&["serve"]).failed_naming(&["SESSIOND_BIND"]);
+}
+
+#[test]
+fn a_database_url_of_another_kind_stops_the_start_and_every_verb_naming_it() {
+    let site = Site::new().with("DATABASE_URL", "mysql://x");
+    site.run(&["serve"]).failed_naming(&["DATABASE_URL"]);
+    site.run(&["migrate"]).failed_naming(&["DATABASE_URL"]);
+    site.run(&["user", "list"]).failed_naming(&["DATABASE_URL"]);
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_given_with_dash_dash_config_names_the_key_and_the_file() {
+    let site = Site::new();
+    site.file("settings-a.toml", "session_timeout = \"soon\"\n");
+    site.run(&["serve", "--config", "settings-a.toml"])
+        .failed_naming(&["session_timeout", "settings-a.toml"]);
+    site.run(&["--config", "settings-a.toml", "user", "list"])
+        .failed_naming(&["session_timeout", "settings-a.toml"]);
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_named_by_sessiond_config_names_the_key_and_the_file() {
+    let site = Site::new();
+    let file = site.file("settings-b.toml", "bind = \"nowhere\"\n");
+    let site = site
+        .with("SESSIOND_CONFIG", file.to_str().unwrap())
+        // The environment would win over the file's bad value; leave the file alone here.
+        .without("SESSIOND_BIND");
+    site.run(&["serve"])
+        .failed_naming(&["bind", "settings-b.toml"]);
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_stops_the_start_naming_it() {
+    let site = Site::new();
+    site.file("settings-c.toml", "sesion_timeout = \"10m\"\n");
+    site.run(&["serve", "--config", "settings-c.toml"])
+        .failed_naming(&["sesion_timeout", "settings-c.toml"]);
+}
+
+#[test]
+fn a_config_file_that_does_not_exist_stops_the_start_naming_it() {
+    let site = Site::new();
+    site.run(&["serve", "--config", "missing.toml"])
+        .failed_naming(&["missing.toml"]);
+}
+
+#[test]
+fn sessiond_toml_in_the_working_directory_is_read_without_being_named() {
+    let site = Site::new();
+    site.file("sessiond.toml", "session_timeout = \"soon\"\n");
+    site.run(&["user", "list"])
+        .failed_naming(&["session_timeout", "sessiond.toml"]);
+}
+
+#[test]
+fn the_environment_wins_over_the_config_file() {
+    let site = Site::new();
+    let (file_port, env_port) = two_free_ports();
+    let file = site.file(
+        "sessiond-settings.toml",
+        &format!("bind = \"127.0.0.1:{file_port}\"\nlocation = \"from-the-file\"\n"),
+    );
+    let site = site
+        .with("SESSIOND_CONFIG", file.to_str().unwrap())
+        .with("SESSIOND_BIND", &format!("127.0.0.1:{env_port}"));
+    site.add_user("alice", "pw-alice");
+    let server = site.serve();
+    assert_eq!(
+        server.port(),
+        env_port,
+        "listening on {} (the file said {file_port})",
+        server.url
+    );
+
+    // What only the file sets still applies, to serve and to the verbs alike.
+    let id = server.get_session("alice", "pw-alice");
+    assert_eq!(site.info(&id)["location"], "from-the-file");
+}
+
+// ----- serve and the first start -----
+
+#[test]
+fn serve_without_any_configuration_listens_on_8080_with_sqlite_in_the_working_directory() {
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
+        eprintln!(
+            "note: port 8080 is in use on this machine; the default-configuration test did not run"
+        );
+        return;
+    }
+    let site = Site::bare();
+    let mut server = site.serve();
+    assert_eq!(server.url, "http://127.0.0.1:8080/services/SessionService");
+    assert!(
+        site.path().join("sessiond.db").exists(),
+        "no SQLite file in the working directory"
+    );
+
+    let file = site.path().join("sessiond-admin-password.txt");
+    let password = std::fs::read_to_string(&file).expect("the admin password file");
+    let password = password.trim();
+    assert!(!password.is_empty());
+    assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(
+        server.log().contains(password),
+        "the password is not in the log:\n{}",
+        server.log()
+    );
+    let id = server.get_session("admin", password);
+    assert!(server.validate(&id));
+    server.stop();
+}
+
+#[test]
+fn the_first_start_creates_admin_once_with_a_password_only_its_owner_can_read() {
+    let site = Site::new();
+    let file = site.path().join("first-admin.txt");
+    let site = site.with("SESSIOND_ADMIN_PASSWORD_FILE", file.to_str().unwrap());
+
+    let mut server = site.serve();
+    let password = std::fs::read_to_string(&file).expect("the admin password file");
+    let password = password.trim().to_owned();
+    assert!(
+        password.len() >= 16,
+        "a short random password: {password:?}"
+    );
+    assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!site.path().join("sessiond-admin-password.txt").exists());
+    server.get_session("admin", &password);
+    let first_log = server.stop();
+    assert_eq!(
+        first_log.matches(&password).count(),
+        1,
+        "shown once:\n{first_log}"
+    );
+
+    let admin = site.user("admin");
+    assert_eq!(
+        (admin.department.as_str(), admin.rights.as_slice()),
+        ("-", &["AdministratorRight".to_owned()][..])
+    );
+
+    let modified = file.metadata().unwrap().modified().unwrap();
+    let mut server = site.serve();
+    server.get_session("admin", &password);
+    let second_log = server.stop();
+    assert!(
+        !second_log.contains(&password),
+        "shown again:\n{second_log}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+    assert_eq!(file.metadata().unwrap().modified().unwrap(), modified);
+    assert_eq!(site.users().len(), 1);
+}
+
+#[test]
+fn no_admin_is_created_when_a_user_exists() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    let mut server = site.serve();
+    server.get_session("alice", "pw-alice");
+    server.stop();
+    assert!(!site.path().join("sessiond-admin-password.txt").exists());
+    let names: Vec<String> = site.users().into_iter().map(|u| u.user).collect();
+    assert_eq!(names, ["alice"]);
+}
+
+// ----- the session verbs against a running server -----
+
+#[test]
+fn a_session_opened_over_http_is_listed_described_and_deleted_by_the_session_verbs() {
+    let site = Site::new().with("SESSIOND_LOCATION", "cli-test");
+    site.add_user("alice", "pw-alice");
+    let server = site.serve();
+    let id = server.get_session("alice", "pw-alice");
+
+    let out = site.run(&["sessions", "list-active"]);
+    out.succeeded();
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.first() == Some(&id.as_str()))
+        .unwrap_or_else(|| panic!("{id} not listed: {out}"));
+    assert_eq!(&row[1..3], ["alice", "standard"]);
+
+    let info = site.info(&id);
+    assert_eq!(info["session"], id);
+    assert_eq!(info["user"], "alice");
+    assert_eq!(info["client type"], "standard");
+    assert_eq!(info["location"], "cli-test");
+    assert_eq!(info["end reason"], "-");
+
+    site.delete(&id).succeeded();
+    assert!(!server.validate(&id));
+    assert!(!site.session_ids("list-active").contains(&id));
+    let info = site.info(&id);
+    assert_eq!(info["end reason"], "deleted");
+    assert_ne!(info["ended"], "-");
+    site.delete(&id).failed_naming(&[]);
+}
+
+/// A running server and a session on it whose ID starts with `-`. One URL-safe ID in 64 does;
+/// clientless sessions cost no password hash, so asking for a few hundred is quick.
+fn session_starting_with_a_hyphen(site: &Site) -> (Server, String) {
+    site.add_user("root", "pw-root");
+    site.run(&["user", "grant", "root", "AdministratorRight"])
+        .succeeded();
+    site.add_user("alice", "pw-alice");
+    let server = site.serve();
+    let admin = server.get_session("root", "pw-root");
+    let id = (0..2000)
+        .find_map(|_| {
+            let r = server.call(
+                "openClientlessSession",
+                &[("sessionId", &admin), ("userId", "alice")],
+            );
+            r.assert_ok();
+            r.value("clientlessSessionId")
+                .filter(|id| id.starts_with('-'))
+        })
+        .expect("an ID starting with '-' in 2000 sessions");
+    (server, id)
+}
+
+#[test]
+fn the_session_verbs_take_an_id_that_starts_with_a_hyphen() {
+    let site = Site::new();
+    let (server, id) = session_starting_with_a_hyphen(&site);
+
+    let out = site.run(&["sessions", "info", &id]);
+    out.succeeded();
+    assert_eq!(labelled(&out.stdout)["session"], id);
+    site.run(&["sessions", "delete", &id]).succeeded();
+    assert!(!server.validate(&id));
+}
+
+#[test]
+fn the_session_verbs_take_an_id_that_starts_with_a_hyphen_after_a_double_dash() {
+    let site = Site::new();
+    let (server, id) = session_starting_with_a_hyphen(&site);
+    assert!(site.session_ids("list-active").contains(&id));
+    assert_eq!(site.info(&id)["client type"], "clientless");
+    site.delete(&id).succeeded();
+    assert!(!server.validate(&id));
+    assert_eq!(site.info(&id)["end reason"], "deleted");
+}
+
+#[test]
+fn expired_sessions_are_listed_and_removed_by_the_session_verbs() {
+    // Two seconds, not one: the checks before the sleep must finish while it is still active.
+    let site = Site::new().with("SESSIOND_SESSION_TIMEOUT", "2s");
+    site.add_user("alice", "pw-alice");
+    let server = site.serve();
+    let id = server.get_session("alice", "pw-alice");
+    assert_eq!(site.session_ids("list-active"), [id.as_str()]);
+    assert!(site.session_ids("list-expired").is_empty());
+
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(site.session_ids("list-active").is_empty());
+    assert_eq!(site.session_ids("list-expired"), [id.as_str()]);
+
+    let removed = site.run(&["sessions", "delete-expired"]);
+    removed.succeeded();
+    assert!(
+        removed.stdout.contains(" 1 "),
+        "says how many it removed: {removed}"
+    );
+    assert!(site.session_ids("list-expired").is_empty());
+    assert_eq!(site.info(&id)["end reason"], "expired");
+    assert!(!server.validate(&id));
+}
+
+#[test]
+fn user_disable_ends_that_users_sessions_and_refuses_new_ones_until_enabled() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    site.add_user("bob", "pw-bob");
+    let server = site.serve();
+    let (a1, a2) = (
+        server.get_session("alice", "pw-alice"),
+        server.get_session("alice", "pw-alice"),
+    );
+    let b = server.get_session("bob", "pw-bob");
+
+    let out = site.run(&["user", "disable", "alice"]);
+    out.succeeded();
+    assert!(
+        out.stdout.contains('2'),
+        "says how many sessions it ended: {out}"
+    );
+    assert!(!server.validate(&a1));
+    assert!(!server.validate(&a2));
+    assert!(server.validate(&b), "another user's session survives");
+    assert_eq!(site.info(&a1)["end reason"], "user-disabled");
+    assert_eq!(site.info(&a2)["end reason"], "user-disabled");
+    server
+        .try_get_session("alice", "pw-alice")
+        .assert_fault("AUTHENTICATION_FAILED");
+
+    site.run(&["user", "enable", "alice"]).succeeded();
+    server.get_session("alice", "pw-alice");
+}
+
+#[test]
+fn the_server_log_holds_no_password_and_no_whole_session_id() {
+    let site = Site::new();
+    let (good, wrong, ghost) = ("Good-pw-7fQ2x", "Wrong-pw-9xZk", "Ghost-pw-4kPq");
+    site.add_user("alice", good);
+    let mut server = site.serve();
+    let first = server.get_session("alice", good);
+    assert!(server.validate(&first));
+    server
+        .try_get_session("alice", wrong)
+        .assert_fault("AUTHENTICATION_FAILED");
+    server
+        .try_get_session("ghost", ghost)
+        .assert_fault("AUTHENTICATION_FAILED");
+    let r = server.call("closeSession", &[("sessionId", &first)]);
+    r.assert_ok();
+    let second = server.get_session("alice", good);
+    let r = server.call(
+        "deleteSessionId",
+        &[("sessionId", &second), ("targetSessionId", &second)],
+    );
+    r.assert_fault("ACCESS_DENIED");
+    let log = server.stop();
+
+    assert!(log.contains(LISTENING), "the log was not captured:\n{log}");
+    for secret in [good, wrong, ghost, first.as_str(), second.as_str()] {
+        assert!(!log.contains(secret), "the log shows {secret}:\n{log}");
+    }
+}

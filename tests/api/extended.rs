@@ -120,7 +120,7 @@ fn get_sessions_applies_every_filter_and_pages() {
         ids(&[("filterSessionId", &b1)]),
         vec![Some(b1.clone()), None]
     );
-    let mut earlier = vec![a1.clone(), old.clone()];
+    let mut earlier = [a1.clone(), old.clone()];
     earlier.sort();
     let all: Vec<_> = earlier
         .iter()

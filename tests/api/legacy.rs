@@ -289,7 +289,7 @@ fn expired_sessions_are_listed_until_removed_and_removal_counts_them() {
     let caller = app.get_session("updater", PW);
     app.clock().advance(std::time::Duration::from_secs(11 * 60));
     // Both were created at one instant on this clock: the ID orders them.
-    let mut expired = vec![old1.clone(), old2.clone()];
+    let mut expired = [old1.clone(), old2.clone()];
     expired.sort();
     let r = app.call("getExpiredSessionIds", &sid(&caller));
     assert_eq!(
