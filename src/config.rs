@@ -11,6 +11,7 @@
 //! - `SESSIOND_PUBLIC_URL`: base URL clients reach us by, used in the served WSDL
 //! - `SESSIOND_ENDPOINT_PATH`, `SESSIOND_ENDPOINT_ALIASES`: where SOAP is served
 //! - `SESSIOND_MAX_BODY_SIZE`: largest request body in bytes
+//! - `SESSIOND_LIST_PAGE_SIZE`: sessions read per page of an array result (longer ones stream)
 //! - `SESSIOND_LOCKOUT_THRESHOLD`, `SESSIOND_LOCKOUT_DURATION`: failed-password lock-out
 //! - `SESSIOND_HISTORY_RETENTION`: how long ended sessions stay in the history
 //! - `SESSIOND_SWEEP_INTERVAL`: periodic removal of expired sessions, or `off`
@@ -32,6 +33,7 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ACTIVITY_LAG: Duration = Duration::from_secs(1);
 pub const DEFAULT_ENDPOINT_PATH: &str = "/services/SessionService";
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+pub const DEFAULT_LIST_PAGE_SIZE: u32 = 1000;
 pub const DEFAULT_LOCKOUT_THRESHOLD: u32 = 5;
 pub const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -54,6 +56,7 @@ const KEYS: &[&str] = &[
     "endpoint_path",
     "endpoint_aliases",
     "max_body_size",
+    "list_page_size",
     "lockout_threshold",
     "lockout_duration",
     "history_retention",
@@ -140,6 +143,7 @@ pub struct Config {
     pub endpoint_path: String,
     pub endpoint_aliases: Vec<String>,
     pub max_body_size: usize,
+    pub list_page_size: u32,
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
     pub history_retention: Duration,
@@ -166,6 +170,7 @@ impl Default for Config {
             endpoint_path: DEFAULT_ENDPOINT_PATH.to_owned(),
             endpoint_aliases: Vec::new(),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            list_page_size: DEFAULT_LIST_PAGE_SIZE,
             lockout_threshold: DEFAULT_LOCKOUT_THRESHOLD,
             lockout_duration: DEFAULT_LOCKOUT_DURATION,
             history_retention: DEFAULT_HISTORY_RETENTION,
@@ -249,6 +254,9 @@ impl Config {
         }
         if let Some(v) = sources.get("max_body_size", |s| parse_number::<usize>(s, 1))? {
             c.max_body_size = v;
+        }
+        if let Some(v) = sources.get("list_page_size", |s| parse_number::<u32>(s, 1))? {
+            c.list_page_size = v;
         }
         if let Some(v) = sources.get("lockout_threshold", |s| parse_number::<u32>(s, 0))? {
             c.lockout_threshold = v;

@@ -9,12 +9,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::service::{CallContext, ServiceError, SessionFilter, SessionService, SessionView};
+use crate::service::{
+    CallContext, ServiceError, SessionFilter, SessionPages, SessionService, SessionView,
+};
 use crate::soap::envelope::charset_is_utf8;
 use crate::soap::wsdl::Description;
 use crate::soap::{
-    self, Fault, FaultCode, Limits, Operation, Request, Response, SessionInfoItem, SessionItem,
-    SoapVersion,
+    self, response, Fault, FaultCode, Items, Limits, Operation, Request, Response, SessionInfoItem,
+    SessionItem, SoapVersion,
 };
 
 /// What every request handler shares.
@@ -233,15 +235,25 @@ async fn soap_endpoint(
             }
         }
     }
-    let ctx = CallContext {
-        host: client_host(&req, &state.trusted_proxies),
-    };
     let service = state.service.clone();
     let request = decoded.request;
-    match web::block(move || dispatch(&service, request, &ctx)).await {
-        Ok(Ok(response)) => HttpResponse::Ok()
+    let result = if let Request::ValidateSession { session_id } = &request {
+        // The hot path runs here, on the worker: one primary-key read is cheaper than the hop
+        // to a blocking thread and back, and it needs no caller address.
+        Ok(service
+            .validate_session(session_id)
+            .map(|valid| Outcome::Done(Response::Valid(valid))))
+    } else {
+        let ctx = CallContext {
+            host: client_host(&req, &state.trusted_proxies),
+        };
+        web::block(move || dispatch(&service, request, &ctx)).await
+    };
+    match result {
+        Ok(Ok(Outcome::Done(response))) => HttpResponse::Ok()
             .content_type(version.content_type())
             .body(response.encode(version)),
+        Ok(Ok(Outcome::Listing(listing))) => listing_response(version, listing, &state),
         Ok(Err(e)) => fault_response(version, &fault_of(&e)),
         Err(e) => {
             log::error!("{} did not complete: {e}", operation.name());
@@ -252,6 +264,60 @@ async fn soap_endpoint(
         }
     }
 }
+
+/// An array result: whole, with a Content-Length, when it fits in one page; otherwise streamed
+/// (chunked) a page at a time, so memory stays flat however many sessions there are.
+fn listing_response(version: SoapVersion, listing: Listing, state: &AppState) -> HttpResponse {
+    let Listing {
+        operation,
+        first,
+        pages,
+    } = listing;
+    let ok = || {
+        let mut r = HttpResponse::Ok();
+        r.content_type(version.content_type());
+        r
+    };
+    if pages.is_done() {
+        let response = Response::List {
+            operation,
+            items: first,
+            nil_terminated: pages.nil_terminated,
+        };
+        return ok().body(response.encode(version));
+    }
+    let head = web::Bytes::from(response::list_open(version, operation) + &first.encode());
+    let service = state.service.clone();
+    let rest = futures_util::stream::unfold(Some(pages), move |pages| {
+        let service = service.clone();
+        async move {
+            let mut pages = pages?;
+            if pages.is_done() {
+                let tail = response::list_close(operation, pages.nil_terminated);
+                return Some((Ok(web::Bytes::from(tail)), None));
+            }
+            let page = web::block(move || {
+                let views = service.next_page(&mut pages)?;
+                Ok::<_, ServiceError>((items(operation, views).encode(), pages))
+            })
+            .await;
+            match page {
+                Ok(Ok((chunk, pages))) => Some((Ok(web::Bytes::from(chunk)), Some(pages))),
+                // The status line is gone already: all that is left is to cut the response
+                // short, which the client sees as a broken one rather than a partial list.
+                Ok(Err(e)) => Some((Err(StreamCut(e.to_string())), None)),
+                Err(e) => Some((Err(StreamCut(e.to_string())), None)),
+            }
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok(head) }).chain(rest);
+    ok().streaming(body)
+}
+
+/// Why a streamed array response was cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("array response cut short: {0}")]
+struct StreamCut(String);
 
 /// The caller's address: the peer, or what X-Forwarded-For says when the peer is a proxy we
 /// were told to trust (the last address in the chain that is not one of ours).
@@ -331,15 +397,50 @@ fn session_info_item(v: SessionView) -> SessionInfoItem {
     }
 }
 
+/// What an operation produced: a whole response, or an array result with its first page read
+/// and the rest still to read.
+pub enum Outcome {
+    Done(Response),
+    Listing(Listing),
+}
+
+pub struct Listing {
+    operation: Operation,
+    first: Items,
+    pages: SessionPages,
+}
+
+fn listing(
+    s: &SessionService,
+    operation: Operation,
+    mut pages: SessionPages,
+) -> Result<Outcome, ServiceError> {
+    let first = items(operation, s.next_page(&mut pages)?);
+    Ok(Outcome::Listing(Listing {
+        operation,
+        first,
+        pages,
+    }))
+}
+
+/// The elements an array operation carries: `Session` for the legacy lists, `SessionInfo` for
+/// getSessions.
+fn items(operation: Operation, views: Vec<SessionView>) -> Items {
+    match operation {
+        Operation::GetSessions => Items::Infos(views.into_iter().map(session_info_item).collect()),
+        _ => Items::Sessions(views.into_iter().map(session_item).collect()),
+    }
+}
+
 /// Each WSDL operation and the service call that answers it.
 pub fn dispatch(
     s: &SessionService,
     request: Request,
     ctx: &CallContext,
-) -> Result<Response, ServiceError> {
+) -> Result<Outcome, ServiceError> {
     use crate::domain::Password;
     use Operation as O;
-    Ok(match request {
+    Ok(Outcome::Done(match request {
         Request::GetSession { user_id, password } => {
             let v = s.get_session(&user_id, &Password::new(password), ctx)?;
             Response::SessionId(O::GetSession, v.session_id)
@@ -366,20 +467,12 @@ pub fn dispatch(
             Response::DeletedCount(i32::try_from(n).unwrap_or(i32::MAX))
         }
         Request::GetExpiredSessionIds { session_id } => {
-            let list = s.get_expired_session_ids(&session_id)?;
-            Response::Sessions {
-                operation: O::GetExpiredSessionIds,
-                sessions: list.sessions.into_iter().map(session_item).collect(),
-                nil_terminated: list.nil_terminated,
-            }
+            let pages = s.get_expired_session_ids(&session_id)?;
+            return listing(s, O::GetExpiredSessionIds, pages);
         }
         Request::ListActiveSessionIds { session_id } => {
-            let list = s.list_active_session_ids(&session_id)?;
-            Response::Sessions {
-                operation: O::ListActiveSessionIds,
-                sessions: list.sessions.into_iter().map(session_item).collect(),
-                nil_terminated: list.nil_terminated,
-            }
+            let pages = s.list_active_session_ids(&session_id)?;
+            return listing(s, O::ListActiveSessionIds, pages);
         }
         Request::StartSession {
             user_id,
@@ -413,11 +506,8 @@ pub fn dispatch(
                 offset,
                 limit,
             };
-            let list = s.get_sessions(&session_id, &filter)?;
-            Response::SessionInfos {
-                sessions: list.sessions.into_iter().map(session_info_item).collect(),
-                nil_terminated: list.nil_terminated,
-            }
+            let pages = s.get_sessions(&session_id, &filter)?;
+            return listing(s, O::GetSessions, pages);
         }
         Request::GetSessionInfo {
             session_id,
@@ -457,5 +547,5 @@ pub fn dispatch(
             O::CloseClientlessSession,
             s.close_clientless_session(&session_id, &clientless_session_id)?,
         ),
-    })
+    }))
 }

@@ -229,11 +229,14 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn print_sessions(list: &[SessionView]) {
+fn print_header() {
     println!(
         "{:<44} {:<16} {:<11} {:<24} {:<24} HOST",
         "SESSION", "USER", "TYPE", "CREATED", "EXPIRES"
     );
+}
+
+fn print_sessions(list: &[SessionView]) {
     for v in list {
         println!(
             "{:<44} {:<16} {:<11} {:<24} {:<24} {}",
@@ -250,8 +253,14 @@ fn print_sessions(list: &[SessionView]) {
 fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
     let e = |e: sessiond::service::ServiceError| e.to_string();
     match cmd {
-        SessionsCommand::ListActive => print_sessions(&s.list_sessions(false).map_err(e)?),
-        SessionsCommand::ListExpired => print_sessions(&s.list_sessions(true).map_err(e)?),
+        SessionsCommand::ListActive => {
+            print_header();
+            s.list_sessions(false, print_sessions).map_err(e)?;
+        }
+        SessionsCommand::ListExpired => {
+            print_header();
+            s.list_sessions(true, print_sessions).map_err(e)?;
+        }
         SessionsCommand::Delete { session_id } => {
             s.delete_session(&session_id).map_err(e)?;
             println!("session deleted");

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use super::{Result, ServiceError, SessionService, SessionView};
+use super::{Result, ServiceError, SessionPages, SessionService, SessionView};
 use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
 use crate::store::sessions::{self, State};
 use crate::store::users::{self, UserRow};
@@ -154,16 +154,29 @@ impl SessionService {
             .collect())
     }
 
-    /// Every stored session that is active (or expired), oldest first.
-    pub fn list_sessions(&self, expired: bool) -> Result<Vec<SessionView>> {
-        let state = if expired {
-            State::Expired
-        } else {
-            State::Active
+    /// Every stored session that is active (or expired), oldest first, read page by page:
+    /// `each` gets one page at a time.
+    pub fn list_sessions(&self, expired: bool, mut each: impl FnMut(&[SessionView])) -> Result<()> {
+        self.store_pending_activity()?;
+        let mut pages = SessionPages {
+            state: if expired {
+                State::Expired
+            } else {
+                State::Active
+            },
+            cutoffs: self.cutoffs(self.now()),
+            filters: sessions::Filters::default(),
+            caller: String::new(),
+            after: None,
+            offset: None,
+            remaining: None,
+            done: false,
+            nil_terminated: false,
         };
-        let mut conn = self.conn()?;
-        let rows = self.list(&mut conn, state, &sessions::Query::default())?;
-        Ok(rows.into_iter().map(|r| self.view(r, None)).collect())
+        while !pages.is_done() {
+            each(&self.next_page(&mut pages)?);
+        }
+        Ok(())
     }
 
     /// Ends one session (reason `deleted`); `SessionNotFound` if it is not stored.

@@ -95,6 +95,9 @@ pub struct Settings {
     pub history_retention: Duration,
     pub hash_concurrency: usize,
     pub hash_wait: Duration,
+    /// Rows per page of an array result: a listing of 100k sessions is read and sent a page
+    /// at a time, never held whole.
+    pub page_rows: i64,
 }
 
 impl Settings {
@@ -108,6 +111,7 @@ impl Settings {
             history_retention: c.history_retention,
             hash_concurrency: c.hash_concurrency,
             hash_wait: c.db_timeout,
+            page_rows: i64::from(c.list_page_size),
         }
     }
 }
@@ -138,11 +142,27 @@ pub struct SessionView {
     pub is_remote: bool,
 }
 
-/// An array result, and whether it ends with a nil element (every caller but a `bw` one).
+/// An array result being read, page by page, with [`SessionService::next_page`]. Its filters,
+/// rights and "now" were settled when it was opened; pages follow the (creation time, ID) order.
 #[derive(Debug, Clone)]
-pub struct SessionList {
-    pub sessions: Vec<SessionView>,
+pub struct SessionPages {
+    state: State,
+    cutoffs: Cutoffs,
+    filters: sessions::Filters,
+    caller: String,
+    after: Option<(NaiveDateTime, String)>,
+    offset: Option<i64>,
+    remaining: Option<i64>,
+    done: bool,
+    /// Whether the array ends with a nil element (every caller but a `bw` one).
     pub nil_terminated: bool,
+}
+
+impl SessionPages {
+    /// True once a page came back short: there is nothing more to read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
 }
 
 /// getSessions' filters; `None` matches anything.
@@ -177,11 +197,8 @@ impl Caller {
         self.user.view_right || self.user.update_right || self.user.admin_right
     }
 
-    fn list_of(&self, sessions: Vec<SessionView>) -> SessionList {
-        SessionList {
-            sessions,
-            nil_terminated: !ClientType::is_bw(&self.session.client_type),
-        }
+    fn is_bw(&self) -> bool {
+        ClientType::is_bw(&self.session.client_type)
     }
 }
 
@@ -364,25 +381,28 @@ impl SessionService {
         self.remove_expired()
     }
 
-    pub fn get_expired_session_ids(&self, session_id: &str) -> Result<SessionList> {
+    pub fn get_expired_session_ids(&self, session_id: &str) -> Result<SessionPages> {
         self.legacy_list(session_id, State::Expired)
     }
 
-    pub fn list_active_session_ids(&self, session_id: &str) -> Result<SessionList> {
+    pub fn list_active_session_ids(&self, session_id: &str) -> Result<SessionPages> {
         self.legacy_list(session_id, State::Active)
     }
 
-    fn legacy_list(&self, session_id: &str, state: State) -> Result<SessionList> {
+    fn legacy_list(&self, session_id: &str, state: State) -> Result<SessionPages> {
         let mut conn = self.conn()?;
         let caller = self.authenticate(&mut conn, session_id)?;
         if !caller.can_view() {
             return Err(ServiceError::AccessDenied);
         }
-        let rows = self.list(&mut conn, state, &sessions::Query::default())?;
-        let views = rows
-            .into_iter()
-            .map(|r| self.view(r, Some(&caller.session.session_id)));
-        Ok(caller.list_of(views.collect()))
+        self.open_pages(
+            &mut conn,
+            &caller,
+            state,
+            sessions::Filters::default(),
+            None,
+            None,
+        )
     }
 
     // ----- the extended operations -----
@@ -405,36 +425,62 @@ impl SessionService {
         self.open_with_password(user_id, password, client_type, client_name, ctx)
     }
 
-    pub fn get_sessions(&self, session_id: &str, filter: &SessionFilter) -> Result<SessionList> {
+    pub fn get_sessions(&self, session_id: &str, filter: &SessionFilter) -> Result<SessionPages> {
         let mut conn = self.conn()?;
         let caller = self.authenticate(&mut conn, session_id)?;
         let offset = non_negative("offset", filter.offset)?;
         let limit = non_negative("limit", filter.limit)?;
-        let mut user_id = filter.user_id.as_deref();
+        let mut user_id = filter.user_id.clone();
         if !caller.can_view() {
             // Without a view right a caller sees its own user's sessions only.
-            match user_id {
-                Some(u) if u != caller.user.user_id => return Err(ServiceError::AccessDenied),
-                _ => user_id = Some(caller.user.user_id.as_str()),
+            match &user_id {
+                Some(u) if *u != caller.user.user_id => return Err(ServiceError::AccessDenied),
+                _ => user_id = Some(caller.user.user_id.clone()),
             }
         }
-        let query = sessions::Query {
-            session_id: filter.session_id.as_deref(),
+        let filters = sessions::Filters {
+            session_id: filter.session_id.clone(),
             user_id,
-            client_type: filter.client_type.as_deref(),
-            offset,
-            limit,
+            client_type: filter.client_type.clone(),
         };
         let state = if filter.include_expired {
             State::Any
         } else {
             State::Active
         };
-        let rows = self.list(&mut conn, state, &query)?;
-        let views = rows
+        self.open_pages(&mut conn, &caller, state, filters, offset, limit)
+    }
+
+    /// The next page of an array result; empty when there is no more.
+    pub fn next_page(&self, pages: &mut SessionPages) -> Result<Vec<SessionView>> {
+        let rows = self.settings.page_rows;
+        let limit = pages.remaining.map_or(rows, |r| r.min(rows));
+        if pages.done || limit == 0 {
+            pages.done = true;
+            return Ok(Vec::new());
+        }
+        let page = sessions::Page {
+            after: pages.after.as_ref().map(|(t, id)| (*t, id.as_str())),
+            offset: pages.offset.take(),
+            limit: Some(limit),
+        };
+        let rows = sessions::list(
+            &mut *self.conn()?,
+            pages.state,
+            pages.cutoffs,
+            &pages.filters,
+            page,
+        )?;
+        let fetched = rows.len() as i64;
+        pages.done = fetched < limit;
+        if let Some(r) = &mut pages.remaining {
+            *r -= fetched;
+        }
+        pages.after = rows.last().map(|r| (r.created_at, r.session_id.clone()));
+        Ok(rows
             .into_iter()
-            .map(|r| self.view(r, Some(&caller.session.session_id)));
-        Ok(caller.list_of(views.collect()))
+            .map(|r| self.view(r, Some(&pages.caller)))
+            .collect())
     }
 
     pub fn get_session_info(&self, session_id: &str, target: &str) -> Result<SessionView> {
@@ -586,20 +632,28 @@ impl SessionService {
 
     // ----- shared steps -----
 
-    fn list(
+    fn open_pages(
         &self,
         conn: &mut DbConnection,
+        caller: &Caller,
         state: State,
-        query: &sessions::Query<'_>,
-    ) -> Result<Vec<SessionRow>> {
+        filters: sessions::Filters,
+        offset: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<SessionPages> {
         // Listings judge expiry in the database, so it must hold our renewals first.
         self.store_pending_on(conn)?;
-        Ok(sessions::list(
-            conn,
+        Ok(SessionPages {
             state,
-            self.cutoffs(self.now()),
-            query,
-        )?)
+            cutoffs: self.cutoffs(self.now()),
+            filters,
+            caller: caller.session.session_id.clone(),
+            after: None,
+            offset,
+            remaining: limit,
+            done: false,
+            nil_terminated: !caller.is_bw(),
+        })
     }
 
     /// A session by ID, stored or ended.

@@ -11,7 +11,7 @@ pub mod wsdl;
 pub use envelope::{decode, Decoded, Limits};
 pub use fault::{Fault, FaultCode};
 pub use request::{Operation, Request};
-pub use response::{Response, SessionInfoItem, SessionItem};
+pub use response::{Items, Response, SessionInfoItem, SessionItem};
 
 /// The contract's target namespace.
 pub const NS: &str = "urn:sessiond:session:1";

@@ -51,15 +51,11 @@ pub enum Response {
     /// deleteSessionId: an empty response element.
     Deleted,
     DeletedCount(i32),
-    /// getExpiredSessionIds, listActiveSessionIds; nil-terminated unless the caller is `bw`.
-    Sessions {
+    /// An array result whole (getExpiredSessionIds, listActiveSessionIds, getSessions);
+    /// nil-terminated unless the caller is `bw`. Long ones are sent in parts: see [`Items`].
+    List {
         operation: Operation,
-        sessions: Vec<SessionItem>,
-        nil_terminated: bool,
-    },
-    /// getSessions.
-    SessionInfos {
-        sessions: Vec<SessionInfoItem>,
+        items: Items,
         nil_terminated: bool,
     },
     /// startSession, getSessionInfo, getCurrentSession.
@@ -68,6 +64,53 @@ pub enum Response {
     ExpirationTime(NaiveDateTime),
     Confirmed(bool),
     ClientlessSessionId(String),
+}
+
+/// Elements of an array result: `Session`s for the legacy lists, `SessionInfo`s for getSessions.
+#[derive(Debug, Clone)]
+pub enum Items {
+    Sessions(Vec<SessionItem>),
+    Infos(Vec<SessionInfoItem>),
+}
+
+impl Items {
+    /// The elements, for the middle of a response that [`list_open`] began.
+    pub fn encode(&self) -> String {
+        let mut b = Body(String::with_capacity(512));
+        match self {
+            Items::Sessions(items) => items.iter().for_each(|s| b.session("session", s)),
+            Items::Infos(items) => items.iter().for_each(|s| b.session_info("session", s)),
+        }
+        b.0
+    }
+}
+
+fn envelope_open(version: SoapVersion, op: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <soap:Envelope xmlns:soap=\"{}\" xmlns:xsi=\"{XSI}\"><soap:Body>\
+         <tns:{op}Response xmlns:tns=\"{NS}\">",
+        version.envelope_ns()
+    )
+}
+
+fn envelope_close(op: &str) -> String {
+    format!("</tns:{op}Response></soap:Body></soap:Envelope>")
+}
+
+/// The start of an array response sent in parts: envelope, Body, the response element.
+pub fn list_open(version: SoapVersion, operation: Operation) -> String {
+    envelope_open(version, operation.name())
+}
+
+/// The end of an array response sent in parts: the nil element if due, then the closing tags.
+pub fn list_close(operation: Operation, nil_terminated: bool) -> String {
+    let nil = if nil_terminated {
+        "<tns:session xsi:nil=\"true\"/>"
+    } else {
+        ""
+    };
+    format!("{nil}{}", envelope_close(operation.name()))
 }
 
 /// xs:dateTime in UTC with milliseconds, the form every generated client parses.
@@ -142,11 +185,10 @@ impl Response {
             Response::SessionId(op, _) | Response::Closed(op, _) | Response::SessionInfo(op, _) => {
                 *op
             }
-            Response::Sessions { operation, .. } => *operation,
+            Response::List { operation, .. } => *operation,
             Response::Valid(_) => Operation::ValidateSession,
             Response::Deleted => Operation::DeleteSessionId,
             Response::DeletedCount(_) => Operation::DeleteExpiredSessionIds,
-            Response::SessionInfos { .. } => Operation::GetSessions,
             Response::UserId(_) => Operation::GetSessionUser,
             Response::ExpirationTime(_) => Operation::ExtendSession,
             Response::Confirmed(_) => Operation::ConfirmId,
@@ -155,51 +197,30 @@ impl Response {
     }
 
     pub fn encode(&self, version: SoapVersion) -> String {
-        let mut b = Body(String::with_capacity(512));
+        let op = self.operation();
+        if let Response::List {
+            items,
+            nil_terminated,
+            ..
+        } = self
+        {
+            return list_open(version, op) + &items.encode() + &list_close(op, *nil_terminated);
+        }
+        let mut b = Body(envelope_open(version, op.name()));
         match self {
             Response::SessionId(_, id) => b.text("sessionId", id),
             Response::Closed(_, closed) => b.boolean("closed", *closed),
             Response::Valid(valid) => b.boolean("valid", *valid),
-            Response::Deleted => {}
+            Response::Deleted | Response::List { .. } => {}
             Response::DeletedCount(n) => b.text("deletedCount", &n.to_string()),
-            Response::Sessions {
-                sessions,
-                nil_terminated,
-                ..
-            } => {
-                for s in sessions {
-                    b.session("session", s);
-                }
-                if *nil_terminated {
-                    b.nil("session");
-                }
-            }
-            Response::SessionInfos {
-                sessions,
-                nil_terminated,
-            } => {
-                for s in sessions {
-                    b.session_info("session", s);
-                }
-                if *nil_terminated {
-                    b.nil("session");
-                }
-            }
             Response::SessionInfo(_, s) => b.session_info("session", s),
             Response::UserId(id) => b.text("userId", id),
             Response::ExpirationTime(t) => b.time("expirationTime", *t),
             Response::Confirmed(c) => b.boolean("confirmed", *c),
             Response::ClientlessSessionId(id) => b.text("clientlessSessionId", id),
         }
-        let op = self.operation().name();
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-             <soap:Envelope xmlns:soap=\"{}\" xmlns:xsi=\"{XSI}\"><soap:Body>\
-             <tns:{op}Response xmlns:tns=\"{NS}\">{}</tns:{op}Response>\
-             </soap:Body></soap:Envelope>",
-            version.envelope_ns(),
-            b.0
-        )
+        b.0.push_str(&envelope_close(op.name()));
+        b.0
     }
 }
 
@@ -209,16 +230,16 @@ mod tests {
 
     #[test]
     fn an_empty_list_is_one_nil_element_unless_bw() {
-        let r = Response::Sessions {
+        let r = Response::List {
             operation: Operation::ListActiveSessionIds,
-            sessions: vec![],
+            items: Items::Sessions(vec![]),
             nil_terminated: true,
         };
         let xml = r.encode(SoapVersion::V11);
         assert!(xml.contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"><tns:session xsi:nil=\"true\"/></tns:listActiveSessionIdsResponse>"));
-        let r = Response::Sessions {
+        let r = Response::List {
             operation: Operation::ListActiveSessionIds,
-            sessions: vec![],
+            items: Items::Sessions(vec![]),
             nil_terminated: false,
         };
         assert!(r.encode(SoapVersion::V12).contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"></tns:listActiveSessionIdsResponse>"));

@@ -41,12 +41,18 @@ pub enum State {
     Any,
 }
 
-/// A listing: which sessions, filtered how, which page. Absent filters match anything.
+/// A listing's filters; absent ones match anything.
 #[derive(Debug, Clone, Default)]
-pub struct Query<'a> {
-    pub session_id: Option<&'a str>,
-    pub user_id: Option<&'a str>,
-    pub client_type: Option<&'a str>,
+pub struct Filters {
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub client_type: Option<String>,
+}
+
+/// Which page of a listing: after a (creation time, ID) key, or from an offset, at most `limit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page<'a> {
+    pub after: Option<(NaiveDateTime, &'a str)>,
     pub offset: Option<i64>,
     pub limit: Option<i64>,
 }
@@ -59,15 +65,17 @@ pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
 }
 
 /// The hot path of validateSession: one primary-key read of the two instants expiry needs.
+/// Run on the concrete connection: there diesel reuses the prepared statement, while through
+/// the multi-backend wrapper SQLite compiled the SQL again on every call.
 pub fn find_times(
     conn: &mut DbConnection,
     session_id: &str,
 ) -> QueryResult<Option<(NaiveDateTime, NaiveDateTime)>> {
-    sessions::table
+    on_backend!(conn, |c| sessions::table
         .find(session_id)
         .select((sessions::created_at, sessions::last_activity))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 pub fn find(conn: &mut DbConnection, session_id: &str) -> QueryResult<Option<SessionRow>> {
@@ -91,11 +99,13 @@ pub fn find_with_user(
         .optional()
 }
 
+/// Sessions in (creation time, ID) order: the order of every array result.
 pub fn list(
     conn: &mut DbConnection,
     state: State,
     cutoffs: Cutoffs,
-    query: &Query<'_>,
+    filters: &Filters,
+    page: Page<'_>,
 ) -> QueryResult<Vec<SessionRow>> {
     let mut q = sessions::table
         .select(SessionRow::as_select())
@@ -118,23 +128,29 @@ pub fn list(
             )
         }
     }
-    if let Some(id) = query.session_id {
+    if let Some(id) = &filters.session_id {
         q = q.filter(sessions::session_id.eq(id));
     }
-    if let Some(user) = query.user_id {
+    if let Some(user) = &filters.user_id {
         q = q.filter(sessions::user_id.eq(user));
     }
-    if let Some(kind) = query.client_type {
+    if let Some(kind) = &filters.client_type {
         q = q.filter(sessions::client_type.eq(kind));
     }
-    if let Some(offset) = query.offset {
+    if let Some((created, id)) = page.after {
+        q = q.filter(
+            sessions::created_at.gt(created).or(sessions::created_at
+                .eq(created)
+                .and(sessions::session_id.gt(id))),
+        );
+    }
+    if let Some(offset) = page.offset {
         q = q.offset(offset);
     }
-    if let Some(limit) = query.limit {
+    if let Some(limit) = page.limit {
         q = q.limit(limit);
-    } else if query.offset.is_some() {
-        // SQLite accepts OFFSET only after a LIMIT; -1 means none there, and PostgreSQL's
-        // LIMIT ALL is the same as i64::MAX rows.
+    } else if page.offset.is_some() {
+        // SQLite accepts OFFSET only after a LIMIT; i64::MAX rows is no limit on either backend.
         q = q.limit(i64::MAX);
     }
     q.load(conn)

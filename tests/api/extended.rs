@@ -546,3 +546,40 @@ fn the_rights_matrix_holds_for_every_operation() {
         }
     }
 }
+
+/// A listing longer than a page is streamed a page at a time; clients see one array.
+#[test]
+fn long_array_results_stream_in_pages_and_stay_whole_and_ordered() {
+    let app = spawn_app_with(|c| c.list_page_size = 7);
+    app.add_user("root", PW, None, &[Right::Administrator]);
+    app.add_user("alice", PW, None, &[]);
+    let root = app.get_session("root", PW);
+    let mut all = vec![root.clone()];
+    for _ in 0..30 {
+        let r = app.call(
+            "openClientlessSession",
+            &[("sessionId", &root), ("userId", "alice")],
+        );
+        all.push(r.value("clientlessSessionId").unwrap());
+    }
+    let expected: Vec<_> = all.iter().cloned().map(Some).chain([None]).collect();
+    let r = app.call("listActiveSessionIds", &[("sessionId", &root)]);
+    r.assert_ok();
+    assert_eq!(r.sessions(), expected);
+    let r = app.call12("getSessions", &[("sessionId", &root)]);
+    r.assert_ok();
+    assert!(r.content_type.starts_with("application/soap+xml"));
+    assert_eq!(r.sessions(), expected);
+    // Offset and limit across page boundaries.
+    let r = app.call(
+        "getSessions",
+        &[("sessionId", &root), ("offset", "5"), ("limit", "16")],
+    );
+    let page: Vec<_> = all[5..21].iter().cloned().map(Some).chain([None]).collect();
+    assert_eq!(r.sessions(), page);
+    // A bw caller's long list has no nil at its end.
+    let bw = app.get_bw_session("root", PW);
+    let r = app.call("listActiveSessionIds", &[("sessionId", &bw)]);
+    assert_eq!(r.sessions().len(), all.len() + 1);
+    assert!(r.sessions().iter().all(Option::is_some));
+}
