@@ -71,10 +71,12 @@ pub fn find_times(
     conn: &mut DbConnection,
     session_id: &str,
 ) -> QueryResult<Option<(NaiveDateTime, NaiveDateTime)>> {
+    // No LIMIT: a primary key matches one row at most, and a bound LIMIT made SQLite
+    // re-prepare the statement on every step.
     on_backend!(conn, |c| sessions::table
         .find(session_id)
         .select((sessions::created_at, sessions::last_activity))
-        .first(c)
+        .get_result(c)
         .optional())
 }
 
