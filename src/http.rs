@@ -25,6 +25,10 @@ pub struct AppState {
     pub public_url: Option<String>,
     pub max_body_size: usize,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Answer validateSession on the HTTP worker itself: right for SQLite, where the read is
+    /// microseconds in-process; wrong for PostgreSQL, where it is a network round trip that
+    /// would hold up every other request on that worker.
+    pub inline_validate: bool,
 }
 
 /// Mounts the endpoint at each path: POST for SOAP, GET for the WSDL.
@@ -237,17 +241,18 @@ async fn soap_endpoint(
     }
     let service = state.service.clone();
     let request = decoded.request;
-    let result = if let Request::ValidateSession { session_id } = &request {
+    let result = match &request {
         // The hot path runs here, on the worker: one primary-key read is cheaper than the hop
         // to a blocking thread and back, and it needs no caller address.
-        Ok(service
+        Request::ValidateSession { session_id } if state.inline_validate => Ok(service
             .validate_session(session_id)
-            .map(|valid| Outcome::Done(Response::Valid(valid))))
-    } else {
-        let ctx = CallContext {
-            host: client_host(&req, &state.trusted_proxies),
-        };
-        web::block(move || dispatch(&service, request, &ctx)).await
+            .map(|valid| Outcome::Done(Response::Valid(valid)))),
+        _ => {
+            let ctx = CallContext {
+                host: client_host(&req, &state.trusted_proxies),
+            };
+            web::block(move || dispatch(&service, request, &ctx)).await
+        }
     };
     match result {
         Ok(Ok(Outcome::Done(response))) => HttpResponse::Ok()

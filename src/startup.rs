@@ -97,6 +97,7 @@ impl Application {
             public_url: config.public_url.clone(),
             max_body_size: config.max_body_size,
             trusted_proxies: config.trusted_proxies.clone(),
+            inline_validate: config.database.backend == crate::config::Backend::Sqlite,
         });
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();

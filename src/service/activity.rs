@@ -32,6 +32,33 @@ impl ActivityLog {
         }
     }
 
+    /// Renews a session at `now` if `alive` holds for its latest activity (the later of
+    /// `stored` and any pending one); one lock for the check and the renewal. False when dead.
+    pub fn renew_if(
+        &self,
+        session_id: &str,
+        stored: NaiveDateTime,
+        now: NaiveDateTime,
+        alive: impl FnOnce(NaiveDateTime) -> bool,
+    ) -> bool {
+        let mut pending = self.lock();
+        match pending.get_mut(session_id) {
+            Some(t) => {
+                if !alive((*t).max(stored)) {
+                    return false;
+                }
+                *t = (*t).max(now);
+            }
+            None => {
+                if !alive(stored) {
+                    return false;
+                }
+                pending.insert(session_id.to_owned(), now);
+            }
+        }
+        true
+    }
+
     /// The later of the stored last activity and any pending one.
     pub fn latest(&self, session_id: &str, stored: NaiveDateTime) -> NaiveDateTime {
         self.lock()
@@ -85,6 +112,18 @@ mod tests {
         assert_eq!(log.latest("a", at(1)), at(5));
         assert_eq!(log.latest("a", at(9)), at(9));
         assert_eq!(log.latest("b", at(2)), at(2));
+    }
+
+    #[test]
+    fn renew_if_renews_only_what_is_alive() {
+        let log = ActivityLog::default();
+        assert!(!log.renew_if("a", at(1), at(9), |last| last > at(5)));
+        assert!(log.is_empty());
+        assert!(log.renew_if("a", at(6), at(9), |last| last > at(5)));
+        assert_eq!(log.latest("a", at(0)), at(9));
+        // The pending time counts: a stale stored value does not kill a renewed session.
+        assert!(log.renew_if("a", at(1), at(10), |last| last > at(5)));
+        assert_eq!(log.latest("a", at(0)), at(10));
     }
 
     #[test]

@@ -351,12 +351,9 @@ impl SessionService {
             return Ok(false);
         };
         let now = self.now();
-        let last = self.activity.latest(id.as_str(), stored);
-        if self.is_expired(now, created, last) {
-            return Ok(false);
-        }
-        self.activity.record(id.as_str(), now);
-        Ok(true)
+        Ok(self.activity.renew_if(id.as_str(), stored, now, |last| {
+            !self.is_expired(now, created, last)
+        }))
     }
 
     pub fn delete_session_id(&self, session_id: &str, target: &str) -> Result<()> {
