@@ -113,6 +113,30 @@ pub fn list_close(operation: Operation, nil_terminated: bool) -> String {
     format!("{nil}{}", envelope_close(operation.name()))
 }
 
+/// The four validateSession answers, built on first use.
+fn valid_answer(version: SoapVersion, valid: bool) -> &'static String {
+    static ANSWERS: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+    let answers = ANSWERS.get_or_init(|| {
+        let build = |version: SoapVersion, valid: bool| {
+            let op = Operation::ValidateSession.name();
+            let mut b = Body(envelope_open(version, op));
+            b.boolean("valid", valid);
+            b.0 + &envelope_close(op)
+        };
+        [
+            build(SoapVersion::V11, false),
+            build(SoapVersion::V11, true),
+            build(SoapVersion::V12, false),
+            build(SoapVersion::V12, true),
+        ]
+    });
+    let index = match version {
+        SoapVersion::V11 => 0,
+        SoapVersion::V12 => 2,
+    } + usize::from(valid);
+    &answers[index]
+}
+
 /// xs:dateTime in UTC with milliseconds, the form every generated client parses.
 fn date_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -197,6 +221,10 @@ impl Response {
     }
 
     pub fn encode(&self, version: SoapVersion) -> String {
+        // validateSession is most of the traffic and has four possible answers: write them once.
+        if let Response::Valid(valid) = self {
+            return valid_answer(version, *valid).clone();
+        }
         let op = self.operation();
         if let Response::List {
             items,
@@ -210,7 +238,7 @@ impl Response {
         match self {
             Response::SessionId(_, id) => b.text("sessionId", id),
             Response::Closed(_, closed) => b.boolean("closed", *closed),
-            Response::Valid(valid) => b.boolean("valid", *valid),
+            Response::Valid(_) => unreachable!("answered above"),
             Response::Deleted | Response::List { .. } => {}
             Response::DeletedCount(n) => b.text("deletedCount", &n.to_string()),
             Response::SessionInfo(_, s) => b.session_info("session", s),
