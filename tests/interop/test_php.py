@@ -145,3 +145,109 @@ def test_php_lockout(sessiond, soap_version):
         "getBWSession with the right password after 5 failures: ACCOUNT_LOCKED",
         "another user is not locked",
     ])
+
+
+# The extended operations (startSession … closeClientlessSession).
+
+LOCATION = "interop-node-a"
+
+
+def test_php_extended(sessiond, soap_version):
+    roles = {
+        "alice": ("alice", "s3cret wörd:x"),
+        "bob": ("bob", "bob-pw"),
+        "carol": ("carol", "carol-pw"),
+        "viewer": ("viewer", "viewer-pw"),
+        "updater": ("updater", "updater-pw"),
+        "admin": ("admin", "admin-pw"),
+        "admin2": ("admin2", "admin2-pw"),
+        "deptadmin": ("deptadmin", "deptadmin-pw"),
+        "plain": ("plain", "plain-pw"),
+        "dave": ("dave", "dave-pw"),
+    }
+    rights = {"viewer": ["ViewSessionRight"], "updater": ["UpdateSessionRight"],
+              "admin": ["AdministratorRight"], "admin2": ["AdministratorRight"],
+              "deptadmin": ["AdministratorRight"]}
+    for role, (user, password) in roles.items():
+        sessiond.add_user(user, password, department="sales" if role == "deptadmin" else None,
+                          rights=rights.get(role, ()))
+    sessiond.cli(["user", "disable", "dave"])
+    server = sessiond.serve(SESSIOND_LOCATION=LOCATION)
+
+    out = run_php(server, soap_version, "extended", roles, [f"location={LOCATION}"])
+    assert_checks(out, minimum=200, required=[
+        "startSession with clientType and clientName: the SessionInfo",
+        "startSession without the optionals: clientType standard, clientName nil",
+        "startSession with a wrong password: AUTHENTICATION_FAILED",
+        "getCurrentSession describes the caller, isCurrent true",
+        "extendSession returns now + 30 min as an xs:dateTime string",
+        "extendSession moves the expiration time",
+        "getSessions (view right, no filter): every session in creation order, then nil",
+        "getSessions: SessionInfo of the alice erp session",
+        "getSessions filterUserId and filterClientType",
+        'getSessions {"offset":1,"limit":2}: that page of the order, then nil',
+        "getSessions offset -1: INVALID_REQUEST",
+        "getSessions (getBWSession caller): no nil element",
+        "getSessions empty (getBWSession caller): no element",
+        "getSessions without a view right: own sessions only",
+        "getSessions filterUserId naming another user without a view right: ACCESS_DENIED",
+        "getSessions (startSession clientType bw caller): no nil element",
+        "getSessionInfo of another user's session by deptadmin",
+        "getSessionInfo of another user's session without a view right: ACCESS_DENIED",
+        "getSessionUser of another user's session without a view right: ACCESS_DENIED",
+        "closed session: endReason closed, endTime",
+        "deleted session: endReason deleted, endTime",
+        "ended sessions are not listed by getSessions",
+        "confirmId with a wrong password is false (no fault)",
+        "confirmId: 4 failures then the right password is true",
+        "getSession after five wrong confirmIds: ACCOUNT_LOCKED",
+        "clientless session: clientType clientless, createdBy the opener",
+        "openClientlessSession by deptadmin: ACCESS_DENIED",
+        "openClientlessSession for a disabled user: INVALID_REQUEST",
+        "closeClientlessSession by alice (not the opener): ACCESS_DENIED",
+        "closeClientlessSession by another admin without department is true",
+        "closed clientless session: endReason closed",
+        "closeClientlessSession of an unknown session is false",
+        "closeClientlessSession of a session that is not clientless: INVALID_REQUEST",
+        f"getSessions: SOAP {soap_version} protocol",
+    ])
+
+    # Change users through the CLI on the server's database, then check what the server says.
+    sids = dict(re.findall(r"^# sid (\w+) (\S+)$", out, re.M))
+    assert set(sids) == {"viewer", "admin", "clientless", "carol1", "carol2"}, out
+    sessiond.cli(["user", "disable", "carol"])
+    sessiond.cli(["user", "revoke", "admin", "AdministratorRight"])
+    out = run_php(server, soap_version, "after_cli",
+                  {k: roles[k] for k in ("carol", "admin")},
+                  [f"sid.{name}={sid}" for name, sid in sids.items()])
+    assert_checks(out, minimum=15, required=[
+        "disabled user's session (carol1): endReason user-disabled",
+        "disabled user's session (carol2): endReason user-disabled",
+        "getSessionUser of a disabled user's session (carol2)",
+        "getCurrentSession of a disabled user's session: INVALID_SESSION",
+        "startSession of a disabled user: AUTHENTICATION_FAILED",
+        "openClientlessSession after losing AdministratorRight: ACCESS_DENIED",
+        "the opener closes its clientless session after losing the right",
+    ])
+
+
+@pytest.mark.parametrize("session_timeout", [EXPIRY_TIMEOUT])
+def test_php_extended_expiry(sessiond, soap_version):
+    roles = {"viewer": ("viewer", "viewer-pw"), "alice": ("alice", "alice-pw")}
+    sessiond.add_user("viewer", roles["viewer"][1], rights=["ViewSessionRight"])
+    sessiond.add_user("alice", roles["alice"][1])
+    server = sessiond.serve()
+
+    out = run_php(server, soap_version, "extended_expiry", roles, [f"timeout={EXPIRY_SECONDS}"])
+    assert_checks(out, minimum=30, required=[
+        "sessions renewed by extendSession, getCurrentSession, getSessions, getSessionUser, "
+        "getSessionInfo or confirmId alone stay valid past the timeout",
+        "extendSession of an expired session: INVALID_SESSION",
+        "extendSession did not revive the expired session",
+        "extendSession renewed lastActivityTime",
+        "getSessions: the expired session is not listed",
+        "getSessions includeExpired: the expired session is listed",
+        "removed expired session: endReason expired",
+        "removed expired session: endTime is its expiration time, not the removal time",
+        "getSessionUser of a removed expired session",
+    ])

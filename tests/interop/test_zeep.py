@@ -18,6 +18,7 @@ import pytest
 import requests
 import zeep
 from lxml import etree
+from zeep import xsd
 from zeep.exceptions import Fault
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -142,11 +143,12 @@ class SessionClient:
         assert isinstance(valid, bool), f"validateSession returned {valid!r}"
         return valid
 
-    def array(self, op: str, caller: str):
+    def array(self, op: str, caller: str, **params):
         """Call an array operation; return (zeep's list, the raw XML elements as IDs/None).
 
-        Both views are returned as lists of sessionId or None (nil element)."""
-        result = self.call(op, sessionId=caller)
+        Both views are returned as lists of sessionId or None (nil element). `params` are the
+        operation's other parts (getSessions' filters)."""
+        result = self.call(op, sessionId=caller, **params)
         # zeep 4.x decodes <session xsi:nil="true"/> of a complex type as an object whose
         # fields are all None (not as None): both count as nil here.
         zeep_ids = [None if s is None else s.sessionId for s in (result or [])]
@@ -167,14 +169,14 @@ class SessionClient:
         sessions = [None if sid is None else obj for obj, sid in zip(result or [], raw)]
         return sessions, raw
 
-    def assert_array(self, op: str, caller: str, created_ids, bw: bool):
+    def assert_array(self, op: str, caller: str, created_ids, bw: bool, **params):
         """The array holds exactly `created_ids` (given in the order the test created them),
         ordered by creationTime then sessionId, followed by one nil element unless bw.
 
         The order is computed from the creationTime values the server returned (so a server
         storing whole seconds is judged by its ID tie-break), and those values must agree
         with the order in which the sessions were really created."""
-        result, raw = self.array(op, caller)
+        result, raw = self.array(op, caller, **params)
         kind = "getBWSession" if bw else "getSession"
         sessions = [s for s in result if s is not None]
         created = {s.sessionId: as_utc(s.creationTime) for s in sessions}
@@ -185,7 +187,7 @@ class SessionClient:
             tzinfo=dt.timezone.utc)), i))
         expected = ordered + ([] if bw else [None])
         assert raw == expected, \
-            f"{op} for a {kind} caller: got {raw}, expected {expected}"
+            f"{op}{params or ''} for a {kind} caller: got {raw}, expected {expected}"
         return sessions
 
 
@@ -464,19 +466,23 @@ class KeepAlive:
         self.timeout = timeout
         self.interval = min(0.5, timeout / 4)
         self.last: dict[str, float] = {}
+        self.renewers: dict = {}
 
-    def add(self, sid: str) -> str:
-        """Keep `sid` alive from now on (call right after it was created or used)."""
+    def add(self, sid: str, renew=None) -> str:
+        """Keep `sid` alive from now on (call right after it was created or used). `renew`
+        (sid -> still valid?) is how; validateSession by default."""
         self.last[sid] = time.monotonic()
+        self.renewers[sid] = renew or self.c.validate
         return sid
 
     def drop(self, sid: str):
         del self.last[sid]
+        del self.renewers[sid]
 
     def renew(self):
         for sid in list(self.last):
             gap = time.monotonic() - self.last[sid]
-            valid = self.c.validate(sid)
+            valid = self.renewers[sid](sid)
             if not valid:
                 if gap < 0.75 * self.timeout:
                     pytest.fail(f"session expired although renewed {gap:.2f}s earlier "
@@ -655,3 +661,660 @@ def test_soap11_port_of_the_soap12_description(sessiond):
     assert c.validate(sid) is True
     c.assert_array("listActiveSessionIds", sid, [sid], bw=False)
     c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="wrong")
+
+
+# ==============================================================================
+# The extended operations: startSession, getSessions, getSessionInfo, getSessionUser,
+# getCurrentSession, extendSession, confirmId, openClientlessSession, closeClientlessSession
+# ==============================================================================
+
+# SESSIOND_LOCATION of the servers these tests start: every session they create carries it.
+LOCATION = "interop-node-a"
+OTHER_LOCATION = "interop-node-b"
+BOGUS = "no-such-session-0123456789abcdef"
+
+# The contract's SessionInfo: element order, and which elements may be nil.
+SESSION_INFO_FIELDS = [
+    "sessionId", "userId", "clientType", "clientName", "host", "location", "creationTime",
+    "lastActivityTime", "expirationTime", "endTime", "endReason", "createdBy", "isCurrent",
+    "isRemote",
+]
+SESSION_INFO_NILLABLE = {"clientName", "host", "endTime", "endReason", "createdBy"}
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def window(slack: float = 3.0):
+    """(now - slack, a function giving now + slack): bounds for a time the server sets
+    between the two calls."""
+    lo = now_utc() - dt.timedelta(seconds=slack)
+    return lo, lambda: now_utc() + dt.timedelta(seconds=slack)
+
+
+def raw_session_infos(c: SessionClient, op: str):
+    """The <session> elements of the last response (op's wrapper), each as {field: text or None
+    for nil}, or None for a nil <session>. Checks every SessionInfo against the contract: all
+    fourteen elements, in order, qualified, and nil only where the schema allows it."""
+    body = c._response_doc().find(f"{{{c.v['env_ns']}}}Body")
+    wrapper = body[0]
+    assert wrapper.tag == f"{{{TNS}}}{op}Response", f"wrapper element {wrapper.tag}"
+    out = []
+    for child in wrapper:
+        if not isinstance(child.tag, str):
+            continue
+        assert child.tag == f"{{{TNS}}}session", f"{op}: unexpected child {child.tag}"
+        if child.get(f"{{{XSI}}}nil") in ("true", "1"):
+            out.append(None)
+            continue
+        fields = [el for el in child if isinstance(el.tag, str)]
+        names = [etree.QName(el).localname for el in fields]
+        assert names == SESSION_INFO_FIELDS, f"{op}: SessionInfo elements {names}"
+        info = {}
+        for el in fields:
+            name = etree.QName(el).localname
+            assert etree.QName(el).namespace == TNS, f"{op}: {name} not in {TNS}"
+            if el.get(f"{{{XSI}}}nil") in ("true", "1"):
+                assert name in SESSION_INFO_NILLABLE, f"{op}: {name} sent nil, not nillable"
+                assert len(el) == 0 and not (el.text or "").strip(), f"{op}: nil {name} with content"
+                info[name] = None
+            else:
+                info[name] = el.text or ""
+        out.append(info)
+    return out
+
+
+def info_call(c: SessionClient, op: str, **kwargs):
+    """An operation answering one SessionInfo (startSession, getSessionInfo,
+    getCurrentSession): zeep's object, checked against the XML on the wire."""
+    info = c.call(op, **kwargs)
+    raw = raw_session_infos(c, op)
+    assert len(raw) == 1 and raw[0] is not None, f"{op}: expected one SessionInfo, XML had {raw}"
+    assert info is not None and info.sessionId == raw[0]["sessionId"], f"{op} decoded {info!r}"
+    for name in SESSION_INFO_NILLABLE:
+        assert (getattr(info, name) is None) == (raw[0][name] is None), \
+            f"{op}: {name} decoded {getattr(info, name)!r}, XML had {raw[0][name]!r}"
+    return info
+
+
+def check_info(info, *, user_id: str, client_type: str, is_current: bool,
+               session_id=None, client_name=None, created_by=None, location=LOCATION,
+               is_remote=False, created=None, timeout: float = 1800, live: bool = True):
+    """One SessionInfo as zeep decoded it. `created`: (low, high) bounds of creationTime.
+    `live`: endTime and endReason nil (an ended session is checked by the caller)."""
+    what = f"SessionInfo {info.sessionId!r}"
+    assert isinstance(info.sessionId, str) and SESSION_ID_RE.match(info.sessionId), what
+    if session_id is not None:
+        assert info.sessionId == session_id, f"{what}: expected {session_id}"
+    assert info.userId == user_id, f"{what}: userId {info.userId!r}"
+    assert info.clientType == client_type, f"{what}: clientType {info.clientType!r}"
+    assert info.clientName == client_name, f"{what}: clientName {info.clientName!r}"
+    assert info.host == "127.0.0.1", f"{what}: host {info.host!r}"
+    assert info.location == location, f"{what}: location {info.location!r}"
+    for name in ("creationTime", "lastActivityTime", "expirationTime"):
+        assert isinstance(getattr(info, name), dt.datetime), \
+            f"{what}: {name} decoded as {getattr(info, name)!r}"
+    creation, last, expires = (as_utc(info.creationTime), as_utc(info.lastActivityTime),
+                               as_utc(info.expirationTime))
+    if created is not None:
+        lo, hi = created
+        assert lo <= creation <= hi, f"{what}: creationTime {creation} outside [{lo}, {hi}]"
+    assert creation <= last, f"{what}: lastActivityTime {last} before creationTime {creation}"
+    delta = (expires - last).total_seconds()
+    assert abs(delta - timeout) <= 1, f"{what}: expirationTime - lastActivityTime = {delta}s"
+    if live:
+        assert info.endTime is None, f"{what}: endTime {info.endTime!r} for a live session"
+        assert info.endReason is None, f"{what}: endReason {info.endReason!r} for a live session"
+    assert info.createdBy == created_by, f"{what}: createdBy {info.createdBy!r}"
+    assert info.isCurrent is is_current, f"{what}: isCurrent {info.isCurrent!r}"
+    assert info.isRemote is is_remote, f"{what}: isRemote {info.isRemote!r}"
+
+
+def check_ended(info, reason: str, ended):
+    """An ended session: endReason, and endTime a datetime within `ended` (low, high)."""
+    what = f"SessionInfo {info.sessionId!r}"
+    assert info.endReason == reason, f"{what}: endReason {info.endReason!r}, expected {reason}"
+    assert isinstance(info.endTime, dt.datetime), f"{what}: endTime {info.endTime!r}"
+    lo, hi = ended
+    assert lo <= as_utc(info.endTime) <= hi, f"{what}: endTime {info.endTime} outside [{lo}, {hi}]"
+    assert info.isCurrent is False
+
+
+def start(c: SessionClient, user: str, password: str = "secret", **optionals):
+    """startSession; returns the SessionInfo (checked against the wire)."""
+    info = info_call(c, "startSession", userId=user, password=password, **optionals)
+    assert SESSION_ID_RE.match(info.sessionId), f"bad session ID {info.sessionId!r}"
+    return info
+
+
+def sessions_call(c: SessionClient, caller: str, **filters):
+    """getSessions: (zeep's SessionInfo objects without the nil ones, the IDs on the wire
+    with None for a nil element); every SessionInfo is checked against the contract."""
+    result, raw = c.array("getSessions", caller, **filters)
+    infos = raw_session_infos(c, "getSessions")
+    assert [None if i is None else i["sessionId"] for i in infos] == raw
+    return [s for s in result if s is not None], raw
+
+
+def sent_nil(c: SessionClient, *names: str):
+    """The last request carried each of `names` as an xsi:nil element (zeep.xsd.Nil)."""
+    doc = etree.fromstring(c.transport.last_request_body)
+    for name in names:
+        els = [el for el in doc.iter() if isinstance(el.tag, str)
+               and etree.QName(el).localname == name]
+        assert len(els) == 1 and els[0].get(f"{{{XSI}}}nil") == "true", \
+            f"zeep did not send {name} as xsi:nil: {etree.tostring(doc)!r}"
+
+
+def test_start_session(sessiond, soap):
+    sessiond.add_user("alice", "s3cret pass")
+    sessiond.add_user("viewer", rights=["ViewSessionRight"])
+    server = sessiond.serve(SESSIOND_LOCATION=LOCATION)
+    c = connect(server, soap)
+
+    lo, hi = window()
+    erp = start(c, "alice", "s3cret pass", clientType="erp", clientName="SAP ERP – Produktion")
+    check_info(erp, user_id="alice", client_type="erp", client_name="SAP ERP – Produktion",
+               is_current=True, created=(lo, hi()))
+    assert c.validate(erp.sessionId) is True
+
+    # Absent optionals: client type standard, no client name.
+    plain = start(c, "alice", "s3cret pass")
+    check_info(plain, user_id="alice", client_type="standard", is_current=True,
+               created=(lo, hi()))
+    # The same sent as xsi:nil (SPEC 1: a nil optional is absent).
+    nil = start(c, "alice", "s3cret pass", clientType=xsd.Nil, clientName=xsd.Nil)
+    sent_nil(c, "clientType", "clientName")
+    check_info(nil, user_id="alice", client_type="standard", is_current=True,
+               created=(lo, hi()))
+    assert len({erp.sessionId, plain.sessionId, nil.sessionId}) == 3
+    assert as_utc(erp.creationTime) <= as_utc(plain.creationTime) <= as_utc(nil.creationTime)
+
+    # The caller's own session described by getCurrentSession: the same record.
+    current = info_call(c, "getCurrentSession", sessionId=erp.sessionId)
+    check_info(current, session_id=erp.sessionId, user_id="alice", client_type="erp",
+               client_name="SAP ERP – Produktion", is_current=True, created=(lo, hi()))
+    assert as_utc(current.creationTime) == as_utc(erp.creationTime)
+    assert as_utc(current.lastActivityTime) >= as_utc(erp.lastActivityTime)
+
+    # Password checked like getSession: one message for a wrong password and an unknown user.
+    wrong = c.fault("AUTHENTICATION_FAILED", "startSession", userId="alice", password="wrong",
+                    clientType="erp")
+    unknown = c.fault("AUTHENTICATION_FAILED", "startSession", userId="nobody",
+                      password="s3cret pass")
+    legacy = c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="wrong")
+    assert fault_message(wrong) == fault_message(unknown) == fault_message(legacy)
+
+    # A second instance on the same database, with another location: isRemote.
+    c2 = connect(sessiond.serve(SESSIOND_LOCATION=OTHER_LOCATION), soap)
+    there = start(c2, "viewer", clientName="node b")
+    check_info(there, user_id="viewer", client_type="standard", client_name="node b",
+               location=OTHER_LOCATION, is_current=True, created=(lo, hi()))
+    remote = info_call(c2, "getSessionInfo", sessionId=there.sessionId,
+                       targetSessionId=erp.sessionId)
+    check_info(remote, session_id=erp.sessionId, user_id="alice", client_type="erp",
+               client_name="SAP ERP – Produktion", is_current=False, is_remote=True)
+    back = info_call(c, "getSessionInfo", sessionId=there.sessionId,
+                     targetSessionId=there.sessionId)
+    check_info(back, session_id=there.sessionId, user_id="viewer", client_type="standard",
+               client_name="node b", location=OTHER_LOCATION, is_current=True, is_remote=True)
+
+
+def test_get_current_session_and_extend_session(sessiond, soap):
+    sessiond.add_user("alice")
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+
+    lo, hi = window()
+    s = c.login("alice")
+    bw = c.login_bw("alice")
+    first = info_call(c, "getCurrentSession", sessionId=s)
+    check_info(first, session_id=s, user_id="alice", client_type="standard", is_current=True,
+               created=(lo, hi()))
+    check_info(info_call(c, "getCurrentSession", sessionId=bw), session_id=bw, user_id="alice",
+               client_type="bw", is_current=True, created=(lo, hi()))
+
+    # extendSession renews and returns the new expiration time: now + 30 minutes.
+    time.sleep(0.6)
+    before = now_utc()
+    expires = c.call("extendSession", sessionId=s)
+    after = now_utc()
+    assert isinstance(expires, dt.datetime), f"extendSession returned {expires!r}"
+    expires = as_utc(expires)
+    timeout = dt.timedelta(minutes=30)
+    assert before + timeout - dt.timedelta(seconds=1) <= expires <= after + timeout + \
+        dt.timedelta(seconds=1), f"extendSession: {expires}, called at {before}"
+    assert expires - as_utc(first.expirationTime) >= dt.timedelta(seconds=0.5), \
+        f"extendSession did not move the expiration ({first.expirationTime} -> {expires})"
+    again = info_call(c, "getCurrentSession", sessionId=s)
+    assert as_utc(again.lastActivityTime) >= expires - timeout, \
+        f"lastActivityTime {again.lastActivityTime} after extendSession to {expires}"
+    assert as_utc(again.expirationTime) >= expires
+    assert as_utc(again.creationTime) == as_utc(first.creationTime)
+    assert isinstance(c.call("extendSession", sessionId=bw), dt.datetime)
+
+    # Unknown and ended sessions: INVALID_SESSION, and nothing is revived.
+    for op in ("getCurrentSession", "extendSession"):
+        c.fault("INVALID_SESSION", op, sessionId=BOGUS)
+    assert c.call("closeSession", sessionId=s) is True
+    for op in ("extendSession", "getCurrentSession", "extendSession"):
+        c.fault("INVALID_SESSION", op, sessionId=s)
+    assert c.validate(s) is False
+    assert c.call("closeSession", sessionId=s) is False
+    assert c.validate(bw) is True
+
+
+def test_get_sessions_filters_and_paging(sessiond, soap):
+    sessiond.add_user("viewer", rights=["ViewSessionRight"])
+    sessiond.add_user("alice")
+    sessiond.add_user("bob")
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+
+    lo, hi = window()
+    v = c.login("viewer")
+    a1 = c.login("alice")
+    a2 = start(c, "alice", clientType="erp", clientName="SAP").sessionId
+    b1 = c.login("bob")
+    vbw = c.login_bw("viewer")
+    everyone = [v, a1, a2, b1, vbw]
+
+    # No filter: every active session, creation order, then nil; each described in full.
+    listed = c.assert_array("getSessions", v, everyone, bw=False)
+    by_id = {s.sessionId: s for s in listed}
+    expect = {v: ("viewer", "standard", None), a1: ("alice", "standard", None),
+              a2: ("alice", "erp", "SAP"), b1: ("bob", "standard", None),
+              vbw: ("viewer", "bw", None)}
+    for sid, (user, kind, name) in expect.items():
+        check_info(by_id[sid], session_id=sid, user_id=user, client_type=kind, client_name=name,
+                   is_current=(sid == v), created=(lo, hi()))
+    ordered = [s.sessionId for s in listed]
+
+    # Each filter, and their combinations (all must match).
+    c.assert_array("getSessions", v, [a1, a2], bw=False, filterUserId="alice")
+    c.assert_array("getSessions", v, [a2], bw=False, filterClientType="erp")
+    c.assert_array("getSessions", v, [b1], bw=False, filterSessionId=b1)
+    c.assert_array("getSessions", v, [a1], bw=False, filterUserId="alice",
+                   filterClientType="standard")
+    c.assert_array("getSessions", v, [v, vbw], bw=False, filterUserId="viewer")
+    c.assert_array("getSessions", v, [], bw=False, filterUserId="bob", filterSessionId=a1)
+    c.assert_array("getSessions", v, [], bw=False, filterUserId="nobody")
+    c.assert_array("getSessions", v, everyone, bw=False, includeExpired=False)
+
+    # offset / limit page through the same order.
+    for offset, limit in ((1, 2), (0, 1), (4, None), (None, 3), (0, 0), (9, None), (2, 100)):
+        params = {k: x for k, x in (("offset", offset), ("limit", limit)) if x is not None}
+        _, raw = sessions_call(c, v, **params)
+        start_at = offset or 0
+        page = ordered[start_at:] if limit is None else ordered[start_at:start_at + limit]
+        assert raw == page + [None], f"getSessions{params}: {raw}, expected {page} then nil"
+    c.fault("INVALID_REQUEST", "getSessions", sessionId=v, offset=-1)
+    c.fault("INVALID_REQUEST", "getSessions", sessionId=v, limit=-1)
+
+    # Optionals sent as xsi:nil are absent: no filter at all.
+    _, raw = sessions_call(c, v, filterSessionId=xsd.Nil, filterUserId=xsd.Nil,
+                           filterClientType=xsd.Nil, includeExpired=xsd.Nil,
+                           offset=xsd.Nil, limit=xsd.Nil)
+    sent_nil(c, "filterSessionId", "filterUserId", "filterClientType", "includeExpired",
+             "offset", "limit")
+    assert raw == ordered + [None], f"getSessions with nil optionals: {raw}"
+
+    # A getBWSession caller: no nil element; an empty result has no element at all.
+    bw_listed = c.assert_array("getSessions", vbw, everyone, bw=True)
+    assert [s.sessionId for s in bw_listed if s.isCurrent] == [vbw]
+    result, raw = sessions_call(c, vbw, filterUserId="nobody")
+    assert raw == [] and result == [], f"empty getSessions for a bw caller: {raw}"
+    _, raw = sessions_call(c, vbw, offset=1, limit=2)
+    assert raw == ordered[1:3], f"getSessions page for a bw caller: {raw}, expected {ordered[1:3]}"
+
+    # Without a view right: the caller's own user's sessions only.
+    c.assert_array("getSessions", a1, [a1, a2], bw=False)
+    c.assert_array("getSessions", a1, [a1, a2], bw=False, filterUserId="alice")
+    c.assert_array("getSessions", a1, [a2], bw=False, filterClientType="erp")
+    c.assert_array("getSessions", a1, [], bw=False, filterSessionId=b1)
+    c.assert_array("getSessions", a1, [a1, a2], bw=False, filterUserId=xsd.Nil)
+    c.fault("ACCESS_DENIED", "getSessions", sessionId=a1, filterUserId="bob")
+    c.fault("ACCESS_DENIED", "getSessions", sessionId=b1, filterUserId="viewer")
+    assert c.validate(a1) is True
+
+    # A session startSession made with client type "bw" is a bw caller too.
+    a3 = start(c, "alice", clientType="bw").sessionId
+    c.assert_array("getSessions", a3, [a1, a2, a3], bw=True)
+    c.assert_array("getSessions", a1, [a1, a2, a3], bw=False)
+
+    # Closed sessions are gone from the list; an unknown caller is INVALID_SESSION.
+    assert c.call("closeSession", sessionId=a2) is True
+    c.assert_array("getSessions", v, [v, a1, b1, vbw, a3], bw=False, includeExpired=True)
+    c.fault("INVALID_SESSION", "getSessions", sessionId=BOGUS)
+    c.fault("INVALID_SESSION", "getSessions", sessionId=a2)
+
+
+def test_get_session_info_and_user_rights(sessiond, soap):
+    _rights_users(sessiond)
+    sessiond.add_user("alice")
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+
+    lo, hi = window()
+    a = start(c, "alice", clientName="alice's client").sessionId
+
+    # A view right (any of the three, department or not) shows other users' sessions.
+    for user in ("viewer", "updater", "admin", "deptadmin"):
+        sid = c.login(user)
+        info = info_call(c, "getSessionInfo", sessionId=sid, targetSessionId=a)
+        check_info(info, session_id=a, user_id="alice", client_type="standard",
+                   client_name="alice's client", is_current=False, created=(lo, hi()))
+        assert c.call("getSessionUser", sessionId=sid, targetSessionId=a) == "alice"
+        c.assert_array("getSessions", sid, [a], bw=False, filterUserId="alice")
+        c.fault("SESSION_NOT_FOUND", "getSessionInfo", sessionId=sid, targetSessionId=BOGUS)
+        c.fault("SESSION_NOT_FOUND", "getSessionUser", sessionId=sid, targetSessionId=BOGUS)
+
+    # Without one: only the caller's own user's sessions.
+    for user in ("plain", "plaindept"):
+        sid = c.login(user)
+        other = c.login_bw(user)
+        c.fault("ACCESS_DENIED", "getSessionInfo", sessionId=sid, targetSessionId=a)
+        c.fault("ACCESS_DENIED", "getSessionUser", sessionId=sid, targetSessionId=a)
+        c.fault("ACCESS_DENIED", "getSessions", sessionId=sid, filterUserId="alice")
+        own = info_call(c, "getSessionInfo", sessionId=sid, targetSessionId=sid)
+        check_info(own, session_id=sid, user_id=user, client_type="standard", is_current=True)
+        mine = info_call(c, "getSessionInfo", sessionId=sid, targetSessionId=other)
+        check_info(mine, session_id=other, user_id=user, client_type="bw", is_current=False)
+        assert c.call("getSessionUser", sessionId=sid, targetSessionId=other) == user
+        assert c.call("getSessionUser", sessionId=other, targetSessionId=sid) == user
+        assert c.validate(sid) is True, f"{user}: a denied call ended the caller's session"
+
+    for op in ("getSessionInfo", "getSessionUser"):
+        c.fault("INVALID_SESSION", op, sessionId=BOGUS, targetSessionId=a)
+    assert c.validate(a) is True
+
+
+def test_ended_sessions_in_history(sessiond, soap):
+    sessiond.add_user("viewer", rights=["ViewSessionRight"])
+    sessiond.add_user("updater", rights=["UpdateSessionRight"])
+    sessiond.add_user("alice")
+    sessiond.add_user("carol", "carol-pw")
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+
+    lo, hi = window()
+    v = c.login("viewer")
+    u = c.login("updater")
+    a = c.login("alice")
+    closed = start(c, "alice", clientType="erp", clientName="closing").sessionId
+    deleted = c.login_bw("alice")
+    c1 = c.login("carol", "carol-pw")
+    c2 = start(c, "carol", "carol-pw", clientName="carol 2").sessionId
+
+    # closed (closeSession), deleted (deleteSessionId), user-disabled (`sessiond user disable`).
+    t0 = now_utc() - dt.timedelta(seconds=1)
+    assert c.call("closeSession", sessionId=closed) is True
+    c.call("deleteSessionId", sessionId=u, targetSessionId=deleted)
+    sessiond.cli(["user", "disable", "carol"])
+    t1 = now_utc() + dt.timedelta(seconds=1)
+
+    cases = [(closed, "alice", "erp", "closing", "closed"),
+             (deleted, "alice", "bw", None, "deleted"),
+             (c1, "carol", "standard", None, "user-disabled"),
+             (c2, "carol", "standard", "carol 2", "user-disabled")]
+    for sid, user, kind, name, reason in cases:
+        info = info_call(c, "getSessionInfo", sessionId=v, targetSessionId=sid)
+        check_info(info, session_id=sid, user_id=user, client_type=kind, client_name=name,
+                   is_current=False, created=(lo, hi()), live=False)
+        check_ended(info, reason, (t0, t1))
+        assert c.call("getSessionUser", sessionId=v, targetSessionId=sid) == user
+        assert c.validate(sid) is False
+
+    # Ended sessions are no longer listed, expired ones included or not.
+    c.assert_array("getSessions", v, [v, u, a], bw=False, includeExpired=True)
+    # A disabled user's sessions cannot call; the user cannot start a new one.
+    c.fault("INVALID_SESSION", "getCurrentSession", sessionId=c1)
+    c.fault("INVALID_SESSION", "extendSession", sessionId=c2)
+    c.fault("AUTHENTICATION_FAILED", "startSession", userId="carol", password="carol-pw")
+
+    # The owner sees its own ended sessions without a view right, not other users'.
+    mine = info_call(c, "getSessionInfo", sessionId=a, targetSessionId=closed)
+    check_ended(mine, "closed", (t0, t1))
+    assert c.call("getSessionUser", sessionId=a, targetSessionId=deleted) == "alice"
+    c.fault("ACCESS_DENIED", "getSessionInfo", sessionId=a, targetSessionId=c1)
+    c.fault("ACCESS_DENIED", "getSessionUser", sessionId=a, targetSessionId=c2)
+
+
+def _extend_renewer(c: SessionClient, timeout: float):
+    """A KeepAlive renewer using extendSession, checking the expiration time it returns."""
+    def renew(sid: str) -> bool:
+        try:
+            expires = c.service.extendSession(sessionId=sid)
+        except Fault as exc:
+            if fault_code(exc) == "INVALID_SESSION":
+                return False
+            raise
+        c._check_protocol("extendSession", fault=False)
+        gap = (as_utc(expires) - now_utc()).total_seconds() - timeout
+        assert abs(gap) <= 1, f"extendSession returned {expires}: now + timeout {gap:+.3f}s"
+        return True
+    return renew
+
+
+def _call_renewer(c: SessionClient, op: str, **params):
+    """A KeepAlive renewer calling `op` with the session as caller (SPEC 3: every call a valid
+    session authenticates renews it). A parameter given as SELF is the session ID itself."""
+    def renew(sid: str) -> bool:
+        kwargs = {k: sid if x is SELF else x for k, x in params.items()}
+        try:
+            result = getattr(c.service, op)(sessionId=sid, **kwargs)
+        except Fault as exc:
+            if fault_code(exc) == "INVALID_SESSION":
+                return False
+            raise
+        c._check_protocol(op, fault=False)
+        if op == "confirmId":
+            assert result is True, f"confirmId with the right password: {result!r}"
+        return True
+    return renew
+
+
+SELF = object()
+
+
+@pytest.mark.parametrize("session_timeout", [EXPIRY_TIMEOUT])
+def test_extended_operations_and_expiry(sessiond, soap):
+    sessiond.add_user("viewer", rights=["ViewSessionRight"])
+    sessiond.add_user("alice")
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+    timeout = EXPIRY_SECONDS
+    keep = KeepAlive(c, timeout)
+
+    v = keep.add(c.login("viewer"))
+    ext = start(c, "alice", clientName="kept alive by extendSession").sessionId
+    keep.add(ext, renew=_extend_renewer(c, timeout))
+    keep.renew()
+    # Sessions kept alive by other extended operations alone.
+    others = []
+    for op, params in (("getCurrentSession", {}), ("getSessions", {}),
+                       ("getSessionUser", {"targetSessionId": SELF}),
+                       ("getSessionInfo", {"targetSessionId": SELF}),
+                       ("confirmId", {"password": "secret"})):
+        sid = keep.login(c.login, "alice")
+        others.append(keep.add(sid, renew=_call_renewer(c, op, **params)))
+    idle = start(c, "alice", clientType="batch").sessionId
+    keep.renew()
+    idle_info = info_call(c, "getSessionInfo", sessionId=v, targetSessionId=idle)
+
+    # idle expires; ext lives on extendSession alone, the others on their operation.
+    keep.wait(timeout * 1.5)
+    c.fault("INVALID_SESSION", "extendSession", sessionId=idle)
+    c.fault("INVALID_SESSION", "getCurrentSession", sessionId=idle)
+    c.fault("INVALID_SESSION", "confirmId", sessionId=idle, password="secret")
+    c.fault("INVALID_SESSION", "extendSession", sessionId=idle)
+    assert c.validate(idle) is False, "extendSession revived an expired session"
+    keep.renew()
+
+    ext_info = info_call(c, "getSessionInfo", sessionId=v, targetSessionId=ext)
+    check_info(ext_info, session_id=ext, user_id="alice", client_type="standard",
+               client_name="kept alive by extendSession", is_current=False, timeout=timeout)
+    assert (as_utc(ext_info.lastActivityTime) - as_utc(ext_info.creationTime)).total_seconds() \
+        >= timeout, f"extendSession did not renew lastActivityTime: {ext_info}"
+
+    # getSessions: active only, unless includeExpired.
+    c.assert_array("getSessions", v, [v, ext, *others], bw=False)
+    c.assert_array("getSessions", v, [v, ext, *others], bw=False, includeExpired=False)
+    listed = c.assert_array("getSessions", v, [v, ext, *others, idle], bw=False,
+                            includeExpired=True)
+    stored = {s.sessionId: s for s in listed}[idle]
+    check_info(stored, session_id=idle, user_id="alice", client_type="batch", is_current=False,
+               timeout=timeout)
+    assert as_utc(stored.expirationTime) < now_utc()
+    c.assert_array("getSessions", v, [idle], bw=False, includeExpired=True,
+                   filterClientType="batch")
+    # Without a view right: the caller's own user's sessions, expired ones included.
+    c.assert_array("getSessions", others[0], [ext, *others, idle], bw=False,
+                   includeExpired=True)
+    keep.renew()
+
+    # startSession, like getSession, removes expired sessions: idle is then in the history,
+    # ended "expired" at its expiration time (README: not at its removal).
+    removed_at = now_utc()
+    fresh = keep.login(lambda user: start(c, user).sessionId, "alice")
+    info = info_call(c, "getSessionInfo", sessionId=v, targetSessionId=idle)
+    check_info(info, session_id=idle, user_id="alice", client_type="batch", is_current=False,
+               timeout=timeout, live=False)
+    assert info.endReason == "expired", f"endReason {info.endReason!r}"
+    assert isinstance(info.endTime, dt.datetime), f"endTime {info.endTime!r}"
+    assert abs((as_utc(info.endTime) - as_utc(info.expirationTime)).total_seconds()) <= 0.001, \
+        f"endTime {info.endTime} is not the expiration time {info.expirationTime}"
+    assert as_utc(info.endTime) < removed_at - dt.timedelta(seconds=0.5), \
+        f"endTime {info.endTime}: the removal time ({removed_at}), not the expiration"
+    assert as_utc(info.creationTime) == as_utc(idle_info.creationTime)
+    assert c.call("getSessionUser", sessionId=v, targetSessionId=idle) == "alice"
+    c.assert_array("getSessions", v, [v, ext, *others, fresh], bw=False, includeExpired=True)
+    keep.renew()
+
+
+def test_confirm_id_and_lockout(sessiond, soap):
+    sessiond.add_user("alice", "secret")
+    sessiond.add_user("bob", "bob-pw")
+    sessiond.add_user("carol", "carol-pw")
+    c = connect(sessiond.serve(), soap)
+
+    a = c.login("alice", "secret")
+    bw = c.login_bw("alice", "secret")
+    assert c.call("confirmId", sessionId=a, password="secret") is True
+    assert c.call("confirmId", sessionId=bw, password="secret") is True
+    # A wrong password is false, not a fault; passwords are exact.
+    assert c.call("confirmId", sessionId=a, password="wrong") is False
+    assert c.call("confirmId", sessionId=a, password="SECRET") is False
+    assert c.call("confirmId", sessionId=a, password="secret ") is False
+    c.fault("INVALID_SESSION", "confirmId", sessionId=BOGUS, password="secret")
+
+    # A success resets the count: 3 + 4 failures around one success do not lock.
+    assert c.call("confirmId", sessionId=a, password="secret") is True
+    for _ in range(4):
+        assert c.call("confirmId", sessionId=a, password="wrong") is False
+    assert c.call("confirmId", sessionId=a, password="secret") is True
+    assert c.validate(c.login("alice", "secret")) is True
+
+    # Five wrong confirmIds in a row lock the user.
+    for i in range(5):
+        assert c.call("confirmId", sessionId=a, password=f"wrong-{i}") is False
+    c.fault("ACCOUNT_LOCKED", "getSession", userId="alice", password="secret")
+    c.fault("ACCOUNT_LOCKED", "startSession", userId="alice", password="secret")
+    # The right password does not confirm a locked user either.
+    try:
+        confirmed = c.service.confirmId(sessionId=a, password="secret")
+    except Fault as exc:
+        assert fault_code(exc) == "ACCOUNT_LOCKED", f"confirmId while locked: {fault_code(exc)}"
+    else:
+        assert confirmed is False, "confirmId while locked returned true"
+
+    # Failures of getSession, startSession and confirmId add up.
+    b = c.login("bob", "bob-pw")
+    c.fault("AUTHENTICATION_FAILED", "getSession", userId="bob", password="x1")
+    c.fault("AUTHENTICATION_FAILED", "startSession", userId="bob", password="x2",
+            clientType="erp")
+    c.fault("AUTHENTICATION_FAILED", "getBWSession", userId="bob", password="x3")
+    c.fault("AUTHENTICATION_FAILED", "startSession", userId="bob", password="x4")
+    assert c.call("confirmId", sessionId=b, password="x5") is False
+    c.fault("ACCOUNT_LOCKED", "startSession", userId="bob", password="bob-pw")
+    c.fault("ACCOUNT_LOCKED", "getBWSession", userId="bob", password="bob-pw")
+
+    # Others are not affected.
+    carol = start(c, "carol", "carol-pw")
+    assert c.call("confirmId", sessionId=carol.sessionId, password="carol-pw") is True
+
+
+def test_clientless_sessions(sessiond, soap):
+    _rights_users(sessiond)
+    sessiond.add_user("admin2", rights=["AdministratorRight"])
+    sessiond.add_user("alice")
+    sessiond.add_user("dave")
+    sessiond.cli(["user", "disable", "dave"])
+    c = connect(sessiond.serve(SESSIOND_LOCATION=LOCATION), soap)
+
+    lo, hi = window()
+    adm = c.login("admin")
+    cl = c.call("openClientlessSession", sessionId=adm, userId="alice", clientName="nightly batch")
+    assert isinstance(cl, str) and SESSION_ID_RE.match(cl), f"clientless session ID {cl!r}"
+    cl2 = c.call("openClientlessSession", sessionId=adm, userId="alice")
+    cl3 = c.call("openClientlessSession", sessionId=adm, userId="alice", clientName=xsd.Nil)
+    sent_nil(c, "clientName")
+    assert len({cl, cl2, cl3}) == 3
+    for sid in (cl, cl2, cl3):
+        assert c.validate(sid) is True
+
+    info = info_call(c, "getSessionInfo", sessionId=adm, targetSessionId=cl)
+    check_info(info, session_id=cl, user_id="alice", client_type="clientless",
+               client_name="nightly batch", created_by="admin", is_current=False,
+               created=(lo, hi()))
+    for sid in (cl2, cl3):
+        check_info(info_call(c, "getSessionInfo", sessionId=adm, targetSessionId=sid),
+                   session_id=sid, user_id="alice", client_type="clientless",
+                   created_by="admin", is_current=False, created=(lo, hi()))
+    # The clientless session is the user's: it can call, and describes itself.
+    check_info(info_call(c, "getCurrentSession", sessionId=cl), session_id=cl,
+               user_id="alice", client_type="clientless", client_name="nightly batch",
+               created_by="admin", is_current=True)
+    assert c.call("getSessionUser", sessionId=adm, targetSessionId=cl) == "alice"
+    listed = c.assert_array("getSessions", adm, [cl, cl2, cl3], bw=False,
+                            filterClientType="clientless")
+    assert {s.createdBy for s in listed} == {"admin"}
+
+    # Only an admin without department may open one.
+    others = {u: c.login(u) for u in ("deptadmin", "viewer", "updater", "plain", "alice")}
+    for user, sid in others.items():
+        c.fault("ACCESS_DENIED", "openClientlessSession", sessionId=sid, userId="alice")
+    c.fault("INVALID_SESSION", "openClientlessSession", sessionId=BOGUS, userId="alice")
+    # Unknown or disabled user: INVALID_REQUEST.
+    c.fault("INVALID_REQUEST", "openClientlessSession", sessionId=adm, userId="nobody")
+    c.fault("INVALID_REQUEST", "openClientlessSession", sessionId=adm, userId="dave")
+    c.assert_array("getSessions", adm, [cl, cl2, cl3], bw=False, filterClientType="clientless")
+
+    # Closing: the opener or an admin without department; nobody else, the session's own
+    # user included.
+    for user, sid in others.items():
+        c.fault("ACCESS_DENIED", "closeClientlessSession", sessionId=sid, clientlessSessionId=cl)
+    c.fault("ACCESS_DENIED", "closeClientlessSession", sessionId=cl2, clientlessSessionId=cl)
+    assert c.validate(cl) is True, "a denied closeClientlessSession ended the session"
+    c.fault("INVALID_SESSION", "closeClientlessSession", sessionId=BOGUS, clientlessSessionId=cl)
+
+    t0 = now_utc() - dt.timedelta(seconds=1)
+    adm2 = c.login("admin2")
+    assert c.call("closeClientlessSession", sessionId=adm2, clientlessSessionId=cl2) is True
+    assert c.call("closeClientlessSession", sessionId=adm, clientlessSessionId=cl) is True
+    t1 = now_utc() + dt.timedelta(seconds=1)
+    for sid, name in ((cl, "nightly batch"), (cl2, None)):
+        assert c.validate(sid) is False
+        ended = info_call(c, "getSessionInfo", sessionId=adm, targetSessionId=sid)
+        check_info(ended, session_id=sid, user_id="alice", client_type="clientless",
+                   client_name=name, created_by="admin", is_current=False, live=False)
+        check_ended(ended, "closed", (t0, t1))
+    # Already closed or unknown: closed=false, no fault.
+    assert c.call("closeClientlessSession", sessionId=adm, clientlessSessionId=cl) is False
+    assert c.call("closeClientlessSession", sessionId=adm, clientlessSessionId=BOGUS) is False
+    # Not a clientless session: INVALID_REQUEST, and it stays open.
+    c.fault("INVALID_REQUEST", "closeClientlessSession", sessionId=adm,
+            clientlessSessionId=others["alice"])
+    assert c.validate(others["alice"]) is True
+
+    # The opener may close its session even after losing the right (README).
+    sessiond.cli(["user", "revoke", "admin", "AdministratorRight"])
+    c.fault("ACCESS_DENIED", "openClientlessSession", sessionId=adm, userId="alice")
+    assert c.call("closeClientlessSession", sessionId=adm, clientlessSessionId=cl3) is True
+    assert c.validate(cl3) is False
