@@ -385,15 +385,7 @@ impl Server {
             .body(envelope11(&operation(op, fields)))
             .send()
             .expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            body: resp.text().unwrap(),
-        }
+        Reply::from(resp)
     }
 
     fn try_get_session(&self, user: &str, password: &str) -> Reply {

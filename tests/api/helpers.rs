@@ -193,6 +193,20 @@ pub struct Reply {
     pub body: String,
 }
 
+impl From<reqwest::blocking::Response> for Reply {
+    fn from(resp: reqwest::blocking::Response) -> Self {
+        Reply {
+            status: resp.status().as_u16(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+            body: resp.text().expect("a complete answer"),
+        }
+    }
+}
+
 impl Reply {
     pub fn doc(&self) -> roxmltree::Document<'_> {
         roxmltree::Document::parse(&self.body)
@@ -320,15 +334,7 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let resp = req.body(body.into()).send().expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            body: resp.text().unwrap(),
-        }
+        Reply::from(resp)
     }
 
     pub fn get(&self, path_and_query: &str) -> Reply {
@@ -337,15 +343,7 @@ impl TestApp {
             .get(format!("{}{path_and_query}", self.base))
             .send()
             .expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            body: resp.text().unwrap(),
-        }
+        Reply::from(resp)
     }
 
     /// A SOAP 1.1 call of `op` with these child elements.

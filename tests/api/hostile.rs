@@ -81,15 +81,7 @@ impl Target {
             .body(body)
             .send()
             .unwrap_or_else(|e| panic!("no answer after {:?}: {e}", started.elapsed()));
-        Reply {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            body: resp.text().expect("a complete answer"),
-        }
+        Reply::from(resp)
     }
 
     fn post(&self, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {

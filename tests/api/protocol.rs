@@ -919,15 +919,7 @@ fn client() -> reqwest::blocking::Client {
 /// What a client sees of a request to a URL other than the helper's.
 fn send(request: reqwest::blocking::RequestBuilder) -> Reply {
     let resp = request.send().expect("the server answers");
-    Reply {
-        status: resp.status().as_u16(),
-        content_type: resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default(),
-        body: resp.text().unwrap(),
-    }
+    Reply::from(resp)
 }
 
 fn get_url(url: &str) -> Reply {
