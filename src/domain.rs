@@ -76,7 +76,7 @@ impl SessionId {
 
     /// The first characters only: enough to tell sessions apart in a log, too few to use one.
     pub fn redacted(&self) -> String {
-        format!("{}…", &self.0[..self.0.len().min(6)])
+        redact(&self.0)
     }
 }
 
@@ -91,6 +91,15 @@ impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+/// The first six characters of a session ID and an ellipsis: how logs name a session.
+pub fn redact(session_id: &str) -> String {
+    let end = session_id
+        .char_indices()
+        .nth(6)
+        .map_or(session_id.len(), |(i, _)| i);
+    format!("{}…", &session_id[..end])
 }
 
 /// A user ID: 1 to 64 characters, no control characters.

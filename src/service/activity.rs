@@ -1,6 +1,6 @@
 //! Renewed activity not yet stored: the reason validateSession costs no write.
 //!
-//! A valid call records "seen now" here, in memory. A background task stores what is pending
+//! A valid call records "seen now" here, in memory ([`ActivityLog::renew_if`]). A background task stores what is pending
 //! every `activity_lag` in one transaction, and so does anything that judges expiry from the
 //! database in bulk (listings, removal of expired sessions) and a graceful shutdown. Single
 //! lookups combine the stored time with what is pending here, so this instance never sees a
@@ -20,16 +20,6 @@ impl ActivityLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, NaiveDateTime>> {
         // A panic while holding this lock cannot leave the map half-written; keep serving.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn record(&self, session_id: &str, at: NaiveDateTime) {
-        let mut pending = self.lock();
-        match pending.get_mut(session_id) {
-            Some(t) => *t = (*t).max(at),
-            None => {
-                pending.insert(session_id.to_owned(), at);
-            }
-        }
     }
 
     /// Renews a session at `now` if `alive` holds for its latest activity (the later of
@@ -107,8 +97,8 @@ mod tests {
     #[test]
     fn latest_never_goes_backwards() {
         let log = ActivityLog::default();
-        log.record("a", at(5));
-        log.record("a", at(3));
+        assert!(log.renew_if("a", at(0), at(5), |_| true));
+        assert!(log.renew_if("a", at(0), at(3), |_| true));
         assert_eq!(log.latest("a", at(1)), at(5));
         assert_eq!(log.latest("a", at(9)), at(9));
         assert_eq!(log.latest("b", at(2)), at(2));
@@ -129,10 +119,10 @@ mod tests {
     #[test]
     fn a_failed_store_puts_renewals_back_without_losing_newer_ones() {
         let log = ActivityLog::default();
-        log.record("a", at(5));
+        log.renew_if("a", at(0), at(5), |_| true);
         let taken = log.take();
         assert!(log.is_empty());
-        log.record("a", at(7));
+        log.renew_if("a", at(0), at(7), |_| true);
         log.restore(taken);
         assert_eq!(log.latest("a", at(0)), at(7));
     }

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use super::{Result, ServiceError, SessionPages, SessionService, SessionView};
+use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
 use crate::store::sessions::{self, State};
 use crate::store::users::{self, UserRow};
@@ -158,21 +158,12 @@ impl SessionService {
     /// `each` gets one page at a time.
     pub fn list_sessions(&self, expired: bool, mut each: impl FnMut(&[SessionView])) -> Result<()> {
         self.store_pending_activity()?;
-        let mut pages = SessionPages {
-            state: if expired {
-                State::Expired
-            } else {
-                State::Active
-            },
-            cutoffs: self.cutoffs(self.now()),
-            filters: sessions::Filters::default(),
-            caller: String::new(),
-            after: None,
-            offset: None,
-            remaining: None,
-            done: false,
-            nil_terminated: false,
+        let state = if expired {
+            State::Expired
+        } else {
+            State::Active
         };
+        let mut pages = self.pages(state, sessions::Filters::default(), None, None);
         while !pages.is_done() {
             each(&self.next_page(&mut pages)?);
         }

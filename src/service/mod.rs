@@ -302,13 +302,15 @@ impl SessionService {
         let (mut session, user) =
             sessions::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
         let now = self.now();
-        let last = self
-            .activity
-            .latest(&session.session_id, session.last_activity);
-        if user.disabled || self.is_expired(now, session.created_at, last) {
+        let alive = !user.disabled
+            && self
+                .activity
+                .renew_if(&session.session_id, session.last_activity, now, |last| {
+                    !self.is_expired(now, session.created_at, last)
+                });
+        if !alive {
             return Err(ServiceError::InvalidSession);
         }
-        self.activity.record(&session.session_id, now);
         session.last_activity = now;
         Ok(Caller { session, user })
     }
@@ -545,7 +547,7 @@ impl SessionService {
         sessions::insert(&mut conn, &row)?;
         log::info!(
             "clientless session {} opened for {} by {}",
-            redact(&row.session_id),
+            crate::domain::redact(&row.session_id),
             row.user_id,
             caller.user.user_id
         );
@@ -629,6 +631,7 @@ impl SessionService {
 
     // ----- shared steps -----
 
+    /// Opens an array result for `caller` (rights already checked).
     fn open_pages(
         &self,
         conn: &mut DbConnection,
@@ -640,17 +643,31 @@ impl SessionService {
     ) -> Result<SessionPages> {
         // Listings judge expiry in the database, so it must hold our renewals first.
         self.store_pending_on(conn)?;
-        Ok(SessionPages {
+        let mut pages = self.pages(state, filters, offset, limit);
+        pages.caller = caller.session.session_id.clone();
+        pages.nil_terminated = !caller.is_bw();
+        Ok(pages)
+    }
+
+    /// An array result as of now, on behalf of no session.
+    fn pages(
+        &self,
+        state: State,
+        filters: sessions::Filters,
+        offset: Option<i64>,
+        limit: Option<i64>,
+    ) -> SessionPages {
+        SessionPages {
             state,
             cutoffs: self.cutoffs(self.now()),
             filters,
-            caller: caller.session.session_id.clone(),
+            caller: String::new(),
             after: None,
             offset,
             remaining: limit,
             done: false,
-            nil_terminated: !caller.is_bw(),
-        })
+            nil_terminated: false,
+        }
     }
 
     /// A session by ID, stored or ended.
@@ -731,7 +748,7 @@ impl SessionService {
         sessions::insert(&mut *self.conn()?, &row)?;
         log::info!(
             "session {} opened for {} ({})",
-            redact(&row.session_id),
+            crate::domain::redact(&row.session_id),
             row.user_id,
             row.client_type
         );
@@ -768,10 +785,6 @@ impl SessionService {
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-fn redact(session_id: &str) -> String {
-    format!("{}…", &session_id[..session_id.len().min(6)])
 }
 
 fn check_client_name(name: &str) -> Result<String> {
