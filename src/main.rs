@@ -13,6 +13,9 @@ use sessiond::service::clock::SystemClock;
 use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sessiond",
