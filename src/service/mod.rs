@@ -603,18 +603,25 @@ impl SessionService {
         let mut conn = self.conn()?;
         self.store_pending_on(&mut conn)?;
         let cutoffs = self.cutoffs(self.now());
+        let mut passes = vec![sessions::Expiry::Idle(cutoffs.idle)];
+        passes.extend(cutoffs.lifetime.map(sessions::Expiry::Lifetime));
         let mut total = 0;
-        loop {
-            let (selected, ended) = sessions::end_expired_batch(
-                &mut conn,
-                cutoffs,
-                EXPIRED_BATCH,
-                EndReason::Expired.as_str(),
-                |row| self.expires_at(row.created_at, row.last_activity),
-            )?;
-            total += ended;
-            if selected < EXPIRED_BATCH as usize {
-                break;
+        for expiry in passes {
+            let mut after = None;
+            loop {
+                let (next, ended) = sessions::end_expired_batch(
+                    &mut conn,
+                    expiry,
+                    after.as_ref(),
+                    EXPIRED_BATCH,
+                    EndReason::Expired.as_str(),
+                    |row| self.expires_at(row.created_at, row.last_activity),
+                )?;
+                total += ended;
+                match next {
+                    Some(key) => after = Some(key),
+                    None => break,
+                }
             }
         }
         if total > 0 {

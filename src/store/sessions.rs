@@ -243,34 +243,73 @@ pub fn end_all_of_user(
 /// Rows per multi-row history insert: 11 columns each stays far below SQLite's variable limit.
 const HISTORY_INSERT_CHUNK: usize = 500;
 
+/// Which expiry a removal pass looks for, and so which index it walks.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    /// Idle since before the instant: walks (last_activity, session_id).
+    Idle(NaiveDateTime),
+    /// Created before the instant (the absolute lifetime): walks (created_at, session_id).
+    Lifetime(NaiveDateTime),
+}
+
+/// Where a removal pass has got to: the key of the last session it selected.
+pub type ExpiryKey = (NaiveDateTime, String);
+
 /// Ends up to `limit` expired sessions in one transaction, recording each with the end time
-/// `ended_at` gives it. Returns (selected, ended): fewer selected than `limit` means none are
-/// left; fewer ended than selected means another instance ended them first.
+/// `ended_at` gives it, starting after `after` in the pass's index order. Returns the key to
+/// start the next batch after (`None`: nothing was left) and how many this call ended (fewer
+/// than selected when another instance ended some first).
+///
+/// Walking the index from the last key, rather than from its start each time, matters on
+/// PostgreSQL: deleted rows stay in the index until vacuum, and a million of them made every
+/// batch re-read all the earlier ones.
 pub fn end_expired_batch(
     conn: &mut DbConnection,
-    cutoffs: Cutoffs,
+    expiry: Expiry,
+    after: Option<&ExpiryKey>,
     limit: i64,
     reason: &str,
     ended_at: impl Fn(&SessionRow) -> NaiveDateTime,
-) -> QueryResult<(usize, usize)> {
+) -> QueryResult<(Option<ExpiryKey>, usize)> {
     on_backend!(conn, |c| c.write_transaction(|c| {
-        let mut expired = sessions::table
-            .select(sessions::session_id)
-            .order(sessions::last_activity)
-            .limit(limit)
-            .into_boxed();
-        expired = match cutoffs.lifetime {
-            None => expired.filter(sessions::last_activity.lt(cutoffs.idle)),
-            Some(life) => expired.filter(
-                sessions::last_activity
-                    .lt(cutoffs.idle)
-                    .or(sessions::created_at.lt(life)),
-            ),
+        let keys: Vec<(NaiveDateTime, String)> = match expiry {
+            Expiry::Idle(cutoff) => {
+                let mut q = sessions::table
+                    .select((sessions::last_activity, sessions::session_id))
+                    .filter(sessions::last_activity.lt(cutoff))
+                    .order((sessions::last_activity, sessions::session_id))
+                    .limit(limit)
+                    .into_boxed();
+                if let Some((t, id)) = after {
+                    q = q.filter(
+                        sessions::last_activity.gt(*t).or(sessions::last_activity
+                            .eq(*t)
+                            .and(sessions::session_id.gt(id))),
+                    );
+                }
+                q.load(c)?
+            }
+            Expiry::Lifetime(cutoff) => {
+                let mut q = sessions::table
+                    .select((sessions::created_at, sessions::session_id))
+                    .filter(sessions::created_at.lt(cutoff))
+                    .order((sessions::created_at, sessions::session_id))
+                    .limit(limit)
+                    .into_boxed();
+                if let Some((t, id)) = after {
+                    q = q.filter(
+                        sessions::created_at
+                            .gt(*t)
+                            .or(sessions::created_at.eq(*t).and(sessions::session_id.gt(id))),
+                    );
+                }
+                q.load(c)?
+            }
         };
-        let ids: Vec<String> = expired.load(c)?;
-        if ids.is_empty() {
-            return Ok((0, 0));
-        }
+        let Some(last) = keys.last().cloned() else {
+            return Ok((None, 0));
+        };
+        let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
         let rows: Vec<SessionRow> =
             diesel::delete(sessions::table.filter(sessions::session_id.eq_any(&ids)))
                 .returning(SessionRow::as_returning())
@@ -288,6 +327,7 @@ pub fn end_expired_batch(
                 .values(chunk)
                 .execute(c)?;
         }
-        Ok((ids.len(), ended))
+        let next = (keys.len() as i64 == limit).then_some(last);
+        Ok((next, ended))
     }))
 }

@@ -108,3 +108,29 @@ fn sessions_expire_on_the_real_clock_with_a_short_timeout() {
     }
     assert!(!app.validate(&idle), "idle for 1.6 s with a 1 s timeout");
 }
+
+#[test]
+fn sessions_past_their_lifetime_are_removed_with_their_end_at_the_cap() {
+    let app = spawn_app_with_clock(|c| c.session_max_lifetime = Some(60 * MINUTE));
+    app.add_user("root", PW, None, &[Right::Administrator]);
+    app.add_user("alice", PW, None, &[]);
+    let busy = app.get_session("alice", PW);
+    app.clock().advance(20 * MINUTE);
+    assert!(app.validate(&busy));
+    app.clock().advance(15 * MINUTE);
+    let remover = app.get_session("root", PW);
+    for _ in 0..2 {
+        app.clock().advance(9 * MINUTE);
+        assert!(app.validate(&busy) && app.validate(&remover));
+    }
+    // 61 minutes old, used 8 minutes ago: past its lifetime only.
+    app.clock().advance(8 * MINUTE);
+    let r = app.call("deleteExpiredSessionIds", &[("sessionId", &remover)]);
+    assert_eq!(r.value("deletedCount").as_deref(), Some("1"));
+    let info = app.service.session_info(&busy).unwrap();
+    assert_eq!(info.end_reason.as_deref(), Some("expired"));
+    assert_eq!(
+        info.ended_at,
+        Some(info.created_at + chrono::Duration::minutes(60))
+    );
+}
