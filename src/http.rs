@@ -29,6 +29,11 @@ pub struct AppState {
     /// microseconds in-process; wrong for PostgreSQL, where it is a network round trip that
     /// would hold up every other request on that worker.
     pub inline_validate: bool,
+    /// Password checks let onto a blocking thread at once. The rest wait here, on no thread,
+    /// so a login flood cannot fill the blocking pool that every other operation needs.
+    pub logins: tokio::sync::Semaphore,
+    /// How long a login waits for its turn before SERVICE_UNAVAILABLE.
+    pub login_wait: std::time::Duration,
 }
 
 /// Mounts the endpoint at each path: POST for SOAP, GET for the WSDL.
@@ -248,6 +253,20 @@ async fn soap_endpoint(
             .validate_session(session_id)
             .map(|valid| Outcome::Done(Response::Valid(valid)))),
         _ => {
+            let _turn = if checks_a_password(&request) {
+                match tokio::time::timeout(state.login_wait, state.logins.acquire()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => {
+                        let busy = Fault::new(
+                            FaultCode::ServiceUnavailable,
+                            "too many logins at once; try again",
+                        );
+                        return fault_response(version, &busy);
+                    }
+                }
+            } else {
+                None
+            };
             let ctx = CallContext {
                 host: client_host(&req, &state.trusted_proxies),
             };
@@ -268,6 +287,17 @@ async fn soap_endpoint(
             )
         }
     }
+}
+
+/// The operations that run Argon2 (slow on purpose), whose number in flight is bounded.
+fn checks_a_password(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::GetSession { .. }
+            | Request::GetBWSession { .. }
+            | Request::StartSession { .. }
+            | Request::ConfirmId { .. }
+    )
 }
 
 /// An array result: whole, with a Content-Length, when it fits in one page; otherwise streamed

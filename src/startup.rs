@@ -20,6 +20,10 @@ use crate::store::Store;
 
 /// How often ended sessions past the retention period are purged from the history.
 const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Threads per HTTP worker for database work. Every thread keeps the memory it once used, so a
+/// burst of long listings on hundreds of threads stayed resident at hundreds of MiB; logins,
+/// which wait long, are held back before they take one (see `http::AppState::logins`).
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// Shortest interval for storing renewed activity, whatever the lag setting.
 const MIN_ACTIVITY_FLUSH: Duration = Duration::from_millis(10);
 
@@ -98,6 +102,9 @@ impl Application {
             max_body_size: config.max_body_size,
             trusted_proxies: config.trusted_proxies.clone(),
             inline_validate: config.database.backend == crate::config::Backend::Sqlite,
+            // Enough to keep the hashing threads fed, and no more.
+            logins: tokio::sync::Semaphore::new(config.hash_concurrency * 2),
+            login_wait: config.db_timeout,
         });
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
@@ -107,6 +114,7 @@ impl Application {
                 .configure(http::routes(routes_paths.clone()))
         })
         .workers(config.workers)
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
