@@ -140,11 +140,7 @@ pub fn list(
         q = q.filter(sessions::client_type.eq(kind));
     }
     if let Some((created, id)) = page.after {
-        q = q.filter(
-            sessions::created_at.gt(created).or(sessions::created_at
-                .eq(created)
-                .and(sessions::session_id.gt(id))),
-        );
+        q = q.filter(after_key("created_at", created, id));
     }
     if let Some(offset) = page.offset {
         q = q.offset(offset);
@@ -243,6 +239,27 @@ pub fn end_all_of_user(
 /// Rows per multi-row history insert: 11 columns each stays far below SQLite's variable limit.
 const HISTORY_INSERT_CHUNK: usize = 500;
 
+/// `(column, session_id) > (instant, id)`: rows after a key in an index on (column, session_id).
+/// Written as a row value because both databases then seek straight to the key; the same test
+/// spelled with OR made PostgreSQL walk the index from its start (and, with a million expired
+/// sessions sharing one instant, every batch re-read all the deleted ones).
+fn after_key(
+    column: &'static str,
+    instant: NaiveDateTime,
+    id: &str,
+) -> diesel::expression::SqlLiteral<
+    diesel::sql_types::Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+        + diesel::query_builder::QueryFragment<super::MultiBackend>,
+> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("({column}, session_id) > ("))
+        .bind::<diesel::sql_types::Timestamp, _>(instant)
+        .sql(", ")
+        .bind::<diesel::sql_types::Text, _>(id.to_owned())
+        .sql(")")
+}
+
 /// Which expiry a removal pass looks for, and so which index it walks.
 #[derive(Debug, Clone, Copy)]
 pub enum Expiry {
@@ -281,11 +298,7 @@ pub fn end_expired_batch(
                     .limit(limit)
                     .into_boxed();
                 if let Some((t, id)) = after {
-                    q = q.filter(
-                        sessions::last_activity.gt(*t).or(sessions::last_activity
-                            .eq(*t)
-                            .and(sessions::session_id.gt(id))),
-                    );
+                    q = q.filter(after_key("last_activity", *t, id));
                 }
                 q.load(c)?
             }
@@ -297,11 +310,7 @@ pub fn end_expired_batch(
                     .limit(limit)
                     .into_boxed();
                 if let Some((t, id)) = after {
-                    q = q.filter(
-                        sessions::created_at
-                            .gt(*t)
-                            .or(sessions::created_at.eq(*t).and(sessions::session_id.gt(id))),
-                    );
+                    q = q.filter(after_key("created_at", *t, id));
                 }
                 q.load(c)?
             }
