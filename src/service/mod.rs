@@ -32,6 +32,8 @@ use passwords::{HashError, Passwords};
 /// Expired sessions ended per transaction: small enough that a removal of a million never
 /// holds the write lock long enough to stall validateSession.
 const EXPIRED_BATCH: i64 = 2_000;
+/// Pause between those transactions, so other writers get the lock in between.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -586,7 +588,10 @@ impl SessionService {
     }
 
     fn store_pending_on(&self, conn: &mut DbConnection) -> Result<()> {
-        let renewals = self.activity.take();
+        let mut renewals = self.activity.take();
+        // Rows are locked in ID order, as any other writer would meet them: two instances
+        // storing overlapping renewals cannot deadlock on each other.
+        renewals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if renewals.is_empty() {
             return Ok(());
         }
@@ -622,6 +627,10 @@ impl SessionService {
                     Some(key) => after = Some(key),
                     None => break,
                 }
+                // A breath between batches: SQLite hands the write lock to no one in
+                // particular, and back-to-back batches kept the activity store and logins
+                // waiting past the busy timeout during a million-row removal.
+                std::thread::sleep(BATCH_PAUSE);
             }
         }
         if total > 0 {
