@@ -294,13 +294,28 @@ class Server:
         """Log lines above info since `mark` (RUST_LOG=warn shows only those, and startup's)."""
         return [l.rstrip() for l in self.lines[mark:] if " INFO " not in l]
 
+    def check_alive(self):
+        code = self.proc.poll()
+        if code is not None:
+            how = f"signal {-code}" if code < 0 else f"status {code}"
+            raise BenchError(
+                f"the server exited ({how}) during the run; its last lines:\n"
+                + "".join(self.lines[-15:])
+            )
+
     def status(self):
         out = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) / 1024.0  # kB -> MiB
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "VmHWM"):
+                        out[key] = int(value.split()[0]) / 1024.0  # kB -> MiB
+        except OSError:
+            pass
+        if "VmRSS" not in out:  # gone, or a zombie
+            self.check_alive()
+            raise BenchError(f"cannot read the server's memory from /proc/{self.proc.pid}/status")
         return out
 
     def rss_mib(self):
@@ -425,7 +440,7 @@ class RssSampler:
             try:
                 self.max = max(self.max, self.server.rss_mib())
                 self.samples += 1
-            except OSError:
+            except (OSError, BenchError):
                 return
             self._stop.wait(self.every)
 
@@ -1173,7 +1188,12 @@ def main():
             if args.scale:
                 small = next((c for c in run.cases if c["case"] == "validate_10k" and not c["failed"]), None)
                 run.scale_cases(small)
-        except (BenchError, OSError, subprocess.SubprocessError, sqlite3.Error, ET.ParseError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure fails this backend, the report still prints
+            if run.server is not None and run.server.proc.poll() is not None and not isinstance(e, BenchError):
+                try:
+                    run.server.check_alive()
+                except BenchError as dead:
+                    e = dead
             record["error"] = f"{type(e).__name__}: {e}"
             log(f"{kind}: FAILED: {e}")
         finally:
