@@ -8,7 +8,8 @@
 //! The rooms: `error` (the kinds and what is logged vs shown), `auth` (callers, rights,
 //! password checks, lock-out, the login gate), `listing` (filters, pages), `expiry`
 //! (deadlines, pending activity, removal, history purge), `activity` (renewals in memory),
-//! `passwords` (the hashing threads), `admin` (the CLI's verbs), `clock`.
+//! `passwords` (the hashing threads), `view` (a session as clients see it), `admin` (the
+//! CLI's verbs), `clock`.
 
 pub mod activity;
 mod admin;
@@ -18,6 +19,7 @@ mod error;
 mod expiry;
 mod listing;
 pub mod passwords;
+mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +27,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use crate::domain::{ClientName, ClientType, EndReason, Password, SessionId, UserId};
-use crate::store::history::HistoryRow;
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users;
-use crate::store::{history, Conn, DbConnection, Store};
+use crate::store::{Conn, DbConnection, Store};
 
 use activity::ActivityLog;
 pub use admin::{NewAdmin, UserSummary};
@@ -38,6 +39,7 @@ use clock::Clock;
 pub use error::{Result, ServiceError};
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
 use passwords::Passwords;
+pub use view::SessionView;
 
 /// The rules' parameters, handed in by whoever builds the service (startup, from the config).
 #[derive(Debug, Clone)]
@@ -62,25 +64,6 @@ pub struct Settings {
 pub struct CallContext {
     /// The caller's address.
     pub host: Option<String>,
-}
-
-/// One session as clients see it: stored (active or expired) or ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionView {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub client_name: Option<String>,
-    pub host: Option<String>,
-    pub location: String,
-    pub created_at: NaiveDateTime,
-    pub last_activity: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub ended_at: Option<NaiveDateTime>,
-    pub end_reason: Option<String>,
-    pub created_by: Option<String>,
-    pub is_current: bool,
-    pub is_remote: bool,
 }
 
 pub struct SessionService {
@@ -320,62 +303,6 @@ impl SessionService {
     }
 
     // ----- shared steps -----
-
-    fn view(&self, row: SessionRow, caller: Option<&str>) -> SessionView {
-        let last_activity = self.activity.latest(&row.session_id, row.last_activity);
-        SessionView {
-            is_current: caller == Some(row.session_id.as_str()),
-            is_remote: row.location != self.settings.location,
-            expires_at: self.expires_at(row.created_at, last_activity),
-            session_id: row.session_id,
-            user_id: row.user_id,
-            client_type: row.client_type,
-            client_name: row.client_name,
-            host: row.host,
-            location: row.location,
-            created_at: row.created_at,
-            last_activity,
-            ended_at: None,
-            end_reason: None,
-            created_by: row.created_by,
-        }
-    }
-
-    fn view_ended(&self, row: HistoryRow, caller: Option<&str>) -> SessionView {
-        SessionView {
-            is_current: caller == Some(row.session_id.as_str()),
-            is_remote: row.location != self.settings.location,
-            expires_at: self.expires_at(row.created_at, row.last_activity),
-            session_id: row.session_id,
-            user_id: row.user_id,
-            client_type: row.client_type,
-            client_name: row.client_name,
-            host: row.host,
-            location: row.location,
-            created_at: row.created_at,
-            last_activity: row.last_activity,
-            ended_at: Some(row.ended_at),
-            end_reason: Some(row.end_reason),
-            created_by: row.created_by,
-        }
-    }
-
-    /// A session by ID, stored or ended.
-    fn find_any(
-        &self,
-        conn: &mut DbConnection,
-        target: Option<&SessionId>,
-        caller: &str,
-    ) -> Result<SessionView> {
-        let id = target.ok_or(ServiceError::SessionNotFound)?;
-        if let Some(row) = sessions::find(conn, id.as_str())? {
-            return Ok(self.view(row, Some(caller)));
-        }
-        match history::find(conn, id.as_str())? {
-            Some(row) => Ok(self.view_ended(row, Some(caller))),
-            None => Err(ServiceError::SessionNotFound),
-        }
-    }
 
     fn end(&self, conn: &mut DbConnection, id: &SessionId, reason: EndReason) -> Result<bool> {
         self.activity.forget(id.as_str());
