@@ -17,6 +17,7 @@
 //! - `SESSIOND_SWEEP_INTERVAL`: periodic removal of expired sessions, or `off`
 //! - `SESSIOND_DB_POOL_SIZE`, `SESSIOND_DB_TIMEOUT`: database connections and how long to wait
 //! - `SESSIOND_HASH_CONCURRENCY`: password hashes computed at once (Argon2 is slow on purpose)
+//! - `SESSIOND_LOGIN_WAIT`: how long a login waits for its turn at the password check
 //! - `SESSIOND_ADMIN_PASSWORD_FILE`: where the first start writes the `admin` password
 //! - `SESSIOND_TRUSTED_PROXIES`: proxy addresses whose X-Forwarded-For is believed
 //! - `SESSIOND_WORKERS`: HTTP worker threads
@@ -39,6 +40,7 @@ pub const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
 
@@ -64,6 +66,7 @@ const KEYS: &[&str] = &[
     "db_pool_size",
     "db_timeout",
     "hash_concurrency",
+    "login_wait",
     "admin_password_file",
     "trusted_proxies",
     "workers",
@@ -151,6 +154,8 @@ pub struct Config {
     pub db_pool_size: u32,
     pub db_timeout: Duration,
     pub hash_concurrency: usize,
+    /// How long a login waits for its turn at the password check before SERVICE_UNAVAILABLE.
+    pub login_wait: Duration,
     pub admin_password_file: PathBuf,
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
@@ -179,6 +184,7 @@ impl Default for Config {
             db_timeout: DEFAULT_DB_TIMEOUT,
             // Half the cores at most: a flood of logins must leave room for validateSession.
             hash_concurrency: (cpus / 2).max(1),
+            login_wait: DEFAULT_LOGIN_WAIT,
             admin_password_file: PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE),
             trusted_proxies: Vec::new(),
             workers: cpus,
@@ -278,6 +284,9 @@ impl Config {
         }
         if let Some(v) = sources.get("hash_concurrency", |s| parse_number::<usize>(s, 1))? {
             c.hash_concurrency = v;
+        }
+        if let Some(v) = sources.get("login_wait", parse_positive_duration)? {
+            c.login_wait = v;
         }
         if let Some(v) = sources.get("admin_password_file", |s| Ok(PathBuf::from(s)))? {
             c.admin_password_file = v;

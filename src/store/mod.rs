@@ -175,6 +175,11 @@ impl Store {
         self.backend
     }
 
+    /// True when a read is a call into this process (SQLite), not a network round trip.
+    pub fn reads_in_process(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
     pub fn conn(&self) -> Result<Conn, r2d2::PoolError> {
         self.pool.get()
     }
