@@ -26,6 +26,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// Re-exported: callers that named the URL types here keep compiling.
+pub use crate::store::{Backend, DatabaseUrl};
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessiond.db";
 pub const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
@@ -80,54 +83,6 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Where the sessions live, parsed from `DATABASE_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseUrl {
-    pub backend: Backend,
-    /// For SQLite the file path; for PostgreSQL the URL as given.
-    pub target: String,
-}
-
-impl DatabaseUrl {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let url = url.trim();
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err("sqlite:// needs a file path".into());
-            }
-            return Ok(Self {
-                backend: Backend::Sqlite,
-                target: path.to_owned(),
-            });
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self {
-                backend: Backend::Postgres,
-                target: url.to_owned(),
-            });
-        }
-        if let Some((scheme, _)) = url.split_once("://") {
-            return Err(format!(
-                "unsupported scheme '{scheme}' (use sqlite:// or postgres://)"
-            ));
-        }
-        if url.is_empty() {
-            return Err("empty database URL".into());
-        }
-        // A bare path, as diesel's own tools accept for SQLite.
-        Ok(Self {
-            backend: Backend::Sqlite,
-            target: url.to_owned(),
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -534,17 +489,5 @@ mod tests {
     fn the_activity_lag_is_capped_at_a_tenth_of_the_timeout() {
         let c = Config::from_sources(None, &env(&[("SESSIOND_SESSION_TIMEOUT", "2s")])).unwrap();
         assert_eq!(c.activity_lag, Duration::from_millis(200));
-    }
-
-    #[test]
-    fn database_urls_pick_the_backend_by_scheme() {
-        let pg = DatabaseUrl::parse("postgres://u@h/db").unwrap();
-        assert_eq!(pg.backend, Backend::Postgres);
-        let lite = DatabaseUrl::parse("sqlite:///var/lib/s.db").unwrap();
-        assert_eq!(
-            (lite.backend, lite.target.as_str()),
-            (Backend::Sqlite, "/var/lib/s.db")
-        );
-        assert!(DatabaseUrl::parse("mysql://x").is_err());
     }
 }
