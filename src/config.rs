@@ -1,30 +1,23 @@
-//! Settings: defaults, then an optional TOML file, then the environment, which wins.
+//! Settings: defaults, then an optional TOML file, then the environment, which wins. The file
+//! (the one given, else `SESSIOND_CONFIG`, else `./sessiond.toml` if present) and the
+//! environment are merged into one TOML table, which serde reads once into a struct that refuses
+//! unknown keys; each value is then checked against its range. Errors name the variable, or the
+//! key and the file, the value came from.
 //!
-//! Variables read (the TOML key is the same name, lower case, without `SESSIOND_`):
-//! - `DATABASE_URL` (`database_url`): `sqlite://PATH` or `postgres://…`; a bare path is SQLite
-//! - `SESSIOND_CONFIG`: the TOML file (also `--config`); without it `./sessiond.toml` if present
-//! - `SESSIOND_BIND`: address:port to listen on
-//! - `SESSIOND_SESSION_TIMEOUT`: idle timeout, a duration (`30m`, `90s`)
-//! - `SESSIOND_SESSION_MAX_LIFETIME`: absolute lifetime cap, a duration or `off`
-//! - `SESSIOND_ACTIVITY_LAG`: how far stored last activity may trail the real one
-//! - `SESSIOND_LOCATION`: this instance's name, stored with the sessions it creates
-//! - `SESSIOND_PUBLIC_URL`: base URL clients reach us by, used in the served WSDL
-//! - `SESSIOND_ENDPOINT_PATH`, `SESSIOND_ENDPOINT_ALIASES`: where SOAP is served
-//! - `SESSIOND_MAX_BODY_SIZE`: largest request body in bytes
-//! - `SESSIOND_LIST_PAGE_SIZE`: sessions read per page of an array result (longer ones stream)
-//! - `SESSIOND_LOCKOUT_THRESHOLD`, `SESSIOND_LOCKOUT_DURATION`: failed-password lock-out
-//! - `SESSIOND_HISTORY_RETENTION`: how long ended sessions stay in the history
-//! - `SESSIOND_SWEEP_INTERVAL`: periodic removal of expired sessions, or `off`
-//! - `SESSIOND_DB_POOL_SIZE`, `SESSIOND_DB_TIMEOUT`: database connections and how long to wait
-//! - `SESSIOND_HASH_CONCURRENCY`: password hashes computed at once (Argon2 is slow on purpose)
-//! - `SESSIOND_ADMIN_PASSWORD_FILE`: where the first start writes the `admin` password
-//! - `SESSIOND_TRUSTED_PROXIES`: proxy addresses whose X-Forwarded-For is believed
-//! - `SESSIOND_WORKERS`: HTTP worker threads
+//! Every setting is declared once, in [`config_settings!`](crate::config_settings): the
+//! [`Config`] fields, their defaults, reading, ranges, [`SETTINGS`] (which `sessiond --help`
+//! prints) and this list all come from it. The TOML key is the variable in lower case without
+//! `SESSIOND_`; durations are written like `90s`, `30m`, `2h`, `30d`.
+//!
+#![doc = crate::config_settings!(crate::config_doc_list)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 
 // Re-exported: callers that named the URL types here keep compiling.
 pub use crate::store::{Backend, DatabaseUrl};
@@ -42,35 +35,210 @@ pub const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
 
 const ENV_PREFIX: &str = "SESSIOND_";
+/// The variable naming the TOML file; not a setting itself.
+pub const CONFIG_FILE_VAR: &str = "SESSIOND_CONFIG";
 
-/// Every TOML key we know; anything else in the file is a typo and stops the start.
-const KEYS: &[&str] = &[
-    "database_url",
-    "bind",
-    "session_timeout",
-    "session_max_lifetime",
-    "activity_lag",
-    "location",
-    "public_url",
-    "endpoint_path",
-    "endpoint_aliases",
-    "max_body_size",
-    "list_page_size",
-    "lockout_threshold",
-    "lockout_duration",
-    "history_retention",
-    "sweep_interval",
-    "db_pool_size",
-    "db_timeout",
-    "hash_concurrency",
-    "admin_password_file",
-    "trusted_proxies",
-    "workers",
-];
+/// The one list of settings. Each row: the meaning (one line), the [`Config`] field, its type and
+/// default; the TOML key, the variable, the default as `--help` shows it; how it is read
+/// ([`Text`], [`Number`], [`Dur`], [`OptionalDur`], [`List`]), its range if it has one, and the
+/// function that turns what was read into the field's type.
+///
+/// It hands the rows to the macro named in its argument, so the same rows make the struct (here)
+/// and the module's documentation (which must be built before any item of the module exists).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_settings {
+    ($($then:tt)*) => { $($then)*! {
+        /// sqlite://PATH or postgres://user@host/db; a bare path is SQLite
+        database: DatabaseUrl = DatabaseUrl::parse(DEFAULT_DATABASE_URL).expect("default URL");
+            key "database_url", env "DATABASE_URL", shown "sqlite://sessiond.db",
+            read Text, then database_url;
+        /// address:port to listen on (port 0: any free port)
+        bind: SocketAddr = DEFAULT_BIND.parse().expect("default bind address");
+            key "bind", env "SESSIOND_BIND", shown "127.0.0.1:8080",
+            read Text, then bind_address;
+        /// idle timeout: a session unused this long expires
+        session_timeout: Duration = DEFAULT_SESSION_TIMEOUT;
+            key "session_timeout", env "SESSIOND_SESSION_TIMEOUT", shown "30m",
+            read Dur, within "1s" to "365d", then duration;
+        /// absolute cap on a session's life however busy, or off
+        session_max_lifetime: Option<Duration> = None;
+            key "session_max_lifetime", env "SESSIOND_SESSION_MAX_LIFETIME", shown "off",
+            read OptionalDur, within "1s" to "3650d", then optional_duration;
+        /// how far stored last activity may trail the real one; at most a tenth of the timeout
+        activity_lag: Duration = DEFAULT_ACTIVITY_LAG;
+            key "activity_lag", env "SESSIOND_ACTIVITY_LAG", shown "1s",
+            read Dur, within "0s" to "1h", then duration;
+        /// this instance's name, stored with the sessions it creates
+        location: String = default_location();
+            key "location", env "SESSIOND_LOCATION", shown "host name",
+            read Text, then name;
+        /// base URL clients reach us by, used in the served WSDL
+        public_url: Option<String> = None;
+            key "public_url", env "SESSIOND_PUBLIC_URL", shown "none",
+            read Text, then public_url;
+        /// where SOAP and the WSDL are served
+        endpoint_path: String = DEFAULT_ENDPOINT_PATH.to_owned();
+            key "endpoint_path", env "SESSIOND_ENDPOINT_PATH", shown "/services/SessionService",
+            read Text, then url_path;
+        /// more paths serving the same, comma-separated
+        endpoint_aliases: Vec<String> = Vec::new();
+            key "endpoint_aliases", env "SESSIOND_ENDPOINT_ALIASES", shown "none",
+            read List, then url_paths;
+        /// largest request body in bytes
+        max_body_size: usize = DEFAULT_MAX_BODY_SIZE;
+            key "max_body_size", env "SESSIOND_MAX_BODY_SIZE", shown "1048576",
+            read Number, within "1024" to "1073741824", then number;
+        /// sessions read per page of an array result (longer ones stream)
+        list_page_size: u32 = DEFAULT_LIST_PAGE_SIZE;
+            key "list_page_size", env "SESSIOND_LIST_PAGE_SIZE", shown "500",
+            read Number, within "1" to "100000", then number;
+        /// failed password checks in a row that lock a user (0: never)
+        lockout_threshold: u32 = DEFAULT_LOCKOUT_THRESHOLD;
+            key "lockout_threshold", env "SESSIOND_LOCKOUT_THRESHOLD", shown "5",
+            read Number, within "0" to "1000", then number;
+        /// how long a lock-out lasts
+        lockout_duration: Duration = DEFAULT_LOCKOUT_DURATION;
+            key "lockout_duration", env "SESSIOND_LOCKOUT_DURATION", shown "15m",
+            read Dur, within "1s" to "365d", then duration;
+        /// how long ended sessions stay in the history
+        history_retention: Duration = DEFAULT_HISTORY_RETENTION;
+            key "history_retention", env "SESSIOND_HISTORY_RETENTION", shown "30d",
+            read Dur, within "0s" to "3650d", then duration;
+        /// periodic removal of expired sessions, or off (every login removes some too)
+        sweep_interval: Option<Duration> = None;
+            key "sweep_interval", env "SESSIOND_SWEEP_INTERVAL", shown "off",
+            read OptionalDur, within "1s" to "7d", then optional_duration;
+        /// database connections
+        db_pool_size: u32 = DEFAULT_DB_POOL_SIZE;
+            key "db_pool_size", env "SESSIOND_DB_POOL_SIZE", shown "8",
+            read Number, within "1" to "1000", then number;
+        /// longest wait for a database connection before SERVICE_UNAVAILABLE
+        db_timeout: Duration = DEFAULT_DB_TIMEOUT;
+            key "db_timeout", env "SESSIOND_DB_TIMEOUT", shown "5s",
+            read Dur, within "1ms" to "10m", then duration;
+        /// how long a login waits for its turn at the password check before SERVICE_UNAVAILABLE
+        login_wait: Duration = DEFAULT_LOGIN_WAIT;
+            key "login_wait", env "SESSIOND_LOGIN_WAIT", shown "5s",
+            read Dur, within "0s" to "10m", then duration;
+        /// password hashes computed at once (Argon2 is slow on purpose)
+        hash_concurrency: usize = (cpus() / 2).max(1);
+            key "hash_concurrency", env "SESSIOND_HASH_CONCURRENCY", shown "half the cores",
+            read Number, within "1" to "1024", then number;
+        /// where the first start writes the admin password (mode 0600)
+        admin_password_file: PathBuf = PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE);
+            key "admin_password_file", env "SESSIOND_ADMIN_PASSWORD_FILE",
+            shown "sessiond-admin-password.txt",
+            read Text, then file_path;
+        /// proxy addresses whose X-Forwarded-For gives the caller's host, comma-separated
+        trusted_proxies: Vec<IpAddr> = Vec::new();
+            key "trusted_proxies", env "SESSIOND_TRUSTED_PROXIES", shown "none",
+            read List, then ip_addresses;
+        /// HTTP worker threads
+        workers: usize = cpus();
+            key "workers", env "SESSIOND_WORKERS", shown "cores",
+            read Number, within "1" to "1024", then number;
+    } };
+}
+
+/// The module documentation's list, from the rows of [`config_settings!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_doc_list {
+    ($(
+        #[doc = $meaning:literal]
+        $field:ident: $ty:ty = $default:expr;
+            key $key:literal, env $env:literal, shown $shown:literal,
+            read $read:ident $(, within $lo:literal to $hi:literal)?, then $then:ident;
+    )*) => {
+        concat!($(
+            "- `", $env, "` (`", $key, "`, default ", $shown,
+            $(", ", $lo, " to ", $hi,)? "):", $meaning, "\n",
+        )*)
+    };
+}
+
+macro_rules! range {
+    () => {
+        None
+    };
+    ($lo:literal, $hi:literal) => {
+        Some(($lo, $hi))
+    };
+}
+
+macro_rules! define_settings {
+    ($(
+        #[doc = $meaning:literal]
+        $field:ident: $ty:ty = $default:expr;
+            key $key:literal, env $env:literal, shown $shown:literal,
+            read $read:ident $(, within $lo:literal to $hi:literal)?, then $then:ident;
+    )*) => {
+        /// The settings, checked. Build one with [`Config::load`] or [`Config::from_sources`];
+        /// tests start from [`Config::default`] and change fields.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $(#[doc = $meaning] pub $field: $ty,)*
+            /// What was changed from what was asked (a capped value), for the log at start.
+            pub notices: Vec<String>,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self { $($field: $default,)* notices: Vec::new() }
+            }
+        }
+
+        /// What serde reads from the merged table: every setting optional, nothing else allowed.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            $(#[serde(rename = $key, default)] $field: Option<$read>,)*
+        }
+
+        /// Every setting, for `--help` and the environment.
+        pub const SETTINGS: &[Setting] = &[$(Setting {
+            key: $key,
+            env: $env,
+            default: $shown,
+            range: range!($($lo, $hi)?),
+            meaning: $meaning,
+        },)*];
+
+        impl Config {
+            /// Sets every field that `raw` holds, checked; `origin` names where a key came from.
+            fn apply(&mut self, raw: Raw, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+                $(if let Some(value) = raw.$field {
+                    let invalid = |message| ConfigError::Invalid { setting: origin($key), message };
+                    $(value.within($lo, $hi).map_err(invalid)?;)?
+                    self.$field = $then(value).map_err(invalid)?;
+                })*
+                Ok(())
+            }
+        }
+    };
+}
+
+crate::config_settings!(define_settings);
+
+/// One setting as `--help` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The TOML key.
+    pub key: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The default as shown to people.
+    pub default: &'static str,
+    /// The smallest and largest value allowed, as written in a setting.
+    pub range: Option<(&'static str, &'static str)>,
+    pub meaning: &'static str,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,60 +253,8 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub database: DatabaseUrl,
-    pub bind: SocketAddr,
-    pub session_timeout: Duration,
-    pub session_max_lifetime: Option<Duration>,
-    /// Already capped at a tenth of the timeout.
-    pub activity_lag: Duration,
-    pub location: String,
-    pub public_url: Option<String>,
-    pub endpoint_path: String,
-    pub endpoint_aliases: Vec<String>,
-    pub max_body_size: usize,
-    pub list_page_size: u32,
-    pub lockout_threshold: u32,
-    pub lockout_duration: Duration,
-    pub history_retention: Duration,
-    pub sweep_interval: Option<Duration>,
-    pub db_pool_size: u32,
-    pub db_timeout: Duration,
-    pub hash_concurrency: usize,
-    pub admin_password_file: PathBuf,
-    pub trusted_proxies: Vec<IpAddr>,
-    pub workers: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            database: DatabaseUrl::parse(DEFAULT_DATABASE_URL).expect("default database URL"),
-            bind: DEFAULT_BIND.parse().expect("default bind address"),
-            session_timeout: DEFAULT_SESSION_TIMEOUT,
-            session_max_lifetime: None,
-            activity_lag: DEFAULT_ACTIVITY_LAG,
-            location: default_location(),
-            public_url: None,
-            endpoint_path: DEFAULT_ENDPOINT_PATH.to_owned(),
-            endpoint_aliases: Vec::new(),
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            list_page_size: DEFAULT_LIST_PAGE_SIZE,
-            lockout_threshold: DEFAULT_LOCKOUT_THRESHOLD,
-            lockout_duration: DEFAULT_LOCKOUT_DURATION,
-            history_retention: DEFAULT_HISTORY_RETENTION,
-            sweep_interval: None,
-            db_pool_size: DEFAULT_DB_POOL_SIZE,
-            db_timeout: DEFAULT_DB_TIMEOUT,
-            // Half the cores at most: a flood of logins must leave room for validateSession.
-            hash_concurrency: (cpus / 2).max(1),
-            admin_password_file: PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE),
-            trusted_proxies: Vec::new(),
-            workers: cpus,
-        }
-    }
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The host name, so instances are told apart in `location` without any setting.
@@ -157,97 +273,99 @@ impl Config {
         let env: HashMap<String, String> = std::env::vars().collect();
         let file = match file {
             Some(path) => Some(path.to_owned()),
-            None => match env.get("SESSIOND_CONFIG") {
+            None => match env.get(CONFIG_FILE_VAR) {
                 Some(path) => Some(PathBuf::from(path)),
                 None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
             },
         };
-        let table = match &file {
-            Some(path) => Some((path.clone(), read_table(path)?)),
+        let text = match &file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
-        Self::from_sources(table, &env)
+        let file = file.as_deref().zip(text.as_deref());
+        Self::from_sources(file, &env)
     }
 
-    /// Builds a config from a parsed TOML table and an environment map; `load` without the I/O.
+    /// Builds a config from a TOML file's path and text and an environment map: `load` without
+    /// the I/O. Other variables in `env` are ignored.
     pub fn from_sources(
-        file: Option<(PathBuf, toml::Table)>,
+        file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let sources = Sources::new(file, env)?;
-        let mut c = Config::default();
-        if let Some(v) = sources.get("database_url", DatabaseUrl::parse)? {
-            c.database = v;
+        let mut table = toml::Table::new();
+        let mut origins: HashMap<String, String> = HashMap::new();
+        if let Some((path, text)) = file {
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.message().to_owned() + &line_of(text, e.span()),
+            })?;
+            for key in table.keys() {
+                origins.insert(key.clone(), format!("{key} in {}", path.display()));
+            }
         }
-        if let Some(v) = sources.get("bind", parse_bind)? {
-            c.bind = v;
+        // Environment values are strings; every reader below also accepts a string, so the
+        // merged table needs no knowledge of each setting's type.
+        for s in SETTINGS {
+            if let Some(text) = env.get(s.env) {
+                table.insert(s.key.to_owned(), toml::Value::String(text.clone()));
+                origins.insert(s.key.to_owned(), s.env.to_owned());
+            }
         }
-        if let Some(v) = sources.get("session_timeout", parse_positive_duration)? {
-            c.session_timeout = v;
+        let raw: Raw =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let message = if SETTINGS.iter().any(|s| s.key == key) {
+                    e.inner().message().to_owned()
+                } else {
+                    // serde's message lists all the keys; the nearest one helps more.
+                    not_a_setting(&key)
+                };
+                // Only the file can hold a key that is not a setting, and it named them all.
+                let setting = origins.get(&key).cloned().unwrap_or(key);
+                ConfigError::Invalid { setting, message }
+            })?;
+        let mut config = Config::default();
+        let origin = |key: &str| {
+            origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| env_name(key).to_owned())
+        };
+        config.apply(raw, origin)?;
+        config.cap_activity_lag(
+            &origin("activity_lag"),
+            origins.contains_key("activity_lag"),
+        );
+        Ok(config)
+    }
+
+    /// SPEC 3: the lag is never more than a tenth of the timeout, whatever was asked; said in
+    /// the log so that nobody wonders why their setting seems ignored.
+    fn cap_activity_lag(&mut self, origin: &str, asked: bool) {
+        let cap = self.session_timeout / 10;
+        if self.activity_lag > cap {
+            let what = if asked {
+                format!("{origin} ({})", show_duration(self.activity_lag))
+            } else {
+                format!(
+                    "the default activity lag ({})",
+                    show_duration(self.activity_lag)
+                )
+            };
+            self.notices.push(format!(
+                "{what} is capped at {}, a tenth of the session timeout ({})",
+                show_duration(cap),
+                show_duration(self.session_timeout)
+            ));
+            self.activity_lag = cap;
         }
-        if let Some(v) = sources.get("session_max_lifetime", parse_optional_duration)? {
-            c.session_max_lifetime = v;
-        }
-        if let Some(v) = sources.get("activity_lag", parse_duration)? {
-            c.activity_lag = v;
-        }
-        // SPEC 3: the lag is never more than a tenth of the timeout, whatever was asked.
-        c.activity_lag = c.activity_lag.min(c.session_timeout / 10);
-        if let Some(v) = sources.get("location", parse_name)? {
-            c.location = v;
-        }
-        if let Some(v) = sources.get("public_url", parse_public_url)? {
-            c.public_url = Some(v);
-        }
-        if let Some(v) = sources.get("endpoint_path", parse_path)? {
-            c.endpoint_path = v;
-        }
-        if let Some(v) = sources.get("endpoint_aliases", |s| {
-            split_list(s).map(parse_path).collect::<Result<Vec<_>, _>>()
-        })? {
-            c.endpoint_aliases = v;
-        }
-        if let Some(v) = sources.get("max_body_size", |s| parse_number::<usize>(s, 1))? {
-            c.max_body_size = v;
-        }
-        if let Some(v) = sources.get("list_page_size", |s| parse_number::<u32>(s, 1))? {
-            c.list_page_size = v;
-        }
-        if let Some(v) = sources.get("lockout_threshold", |s| parse_number::<u32>(s, 0))? {
-            c.lockout_threshold = v;
-        }
-        if let Some(v) = sources.get("lockout_duration", parse_positive_duration)? {
-            c.lockout_duration = v;
-        }
-        if let Some(v) = sources.get("history_retention", parse_duration)? {
-            c.history_retention = v;
-        }
-        if let Some(v) = sources.get("sweep_interval", parse_optional_duration)? {
-            c.sweep_interval = v;
-        }
-        if let Some(v) = sources.get("db_pool_size", |s| parse_number::<u32>(s, 1))? {
-            c.db_pool_size = v;
-        }
-        if let Some(v) = sources.get("db_timeout", parse_positive_duration)? {
-            c.db_timeout = v;
-        }
-        if let Some(v) = sources.get("hash_concurrency", |s| parse_number::<usize>(s, 1))? {
-            c.hash_concurrency = v;
-        }
-        if let Some(v) = sources.get("admin_password_file", |s| Ok(PathBuf::from(s)))? {
-            c.admin_password_file = v;
-        }
-        if let Some(v) = sources.get("trusted_proxies", |s| {
-            split_list(s)
-                .map(|p| p.parse::<IpAddr>().map_err(|e| format!("'{p}': {e}")))
-                .collect::<Result<Vec<_>, _>>()
-        })? {
-            c.trusted_proxies = v;
-        }
-        if let Some(v) = sources.get("workers", |s| parse_number::<usize>(s, 1))? {
-            c.workers = v;
-        }
-        Ok(c)
     }
 
     /// The endpoint path first, then its aliases.
@@ -257,168 +375,323 @@ impl Config {
     }
 }
 
-fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    text.parse::<toml::Table>().map_err(|e| ConfigError::File {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// The raw text of each setting and where it came from, so errors name the right source.
-struct Sources {
-    values: HashMap<&'static str, (String, String)>,
-}
-
-impl Sources {
-    fn new(
-        file: Option<(PathBuf, toml::Table)>,
-        env: &HashMap<String, String>,
-    ) -> Result<Self, ConfigError> {
-        let mut values = HashMap::new();
-        if let Some((path, table)) = file {
-            for (key, value) in table {
-                let Some(&known) = KEYS.iter().find(|k| **k == key) else {
-                    return Err(ConfigError::File {
-                        path,
-                        message: format!("unknown setting '{key}'"),
-                    });
-                };
-                let origin = format!("{known} in {}", path.display());
-                let text = match value {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(i) => i.to_string(),
-                    toml::Value::Boolean(b) => b.to_string(),
-                    toml::Value::Array(items) => items
-                        .iter()
-                        .map(|i| match i {
-                            toml::Value::String(s) => Ok(s.clone()),
-                            other => Err(ConfigError::Invalid {
-                                setting: origin.clone(),
-                                message: format!("expected strings, found {other}"),
-                            }),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?
-                        .join(","),
-                    other => {
-                        return Err(ConfigError::Invalid {
-                            setting: origin,
-                            message: format!("unsupported value {other}"),
-                        })
-                    }
-                };
-                values.insert(known, (text, origin));
-            }
-        }
-        for &key in KEYS {
-            let var = env_name(key);
-            if let Some(text) = env.get(&var) {
-                values.insert(key, (text.clone(), var));
-            }
-        }
-        Ok(Self { values })
+/// The settings for `--help`: every variable, its default, its range and what it means.
+pub fn help() -> String {
+    let mut rows = vec![
+        (
+            CONFIG_FILE_VAR.to_owned(),
+            "the TOML file, as --config [default: ./sessiond.toml if present]".to_owned(),
+        ),
+        (
+            "RUST_LOG".to_owned(),
+            "log filter, like warn or sessiond=debug [default: info for serve, else warn]"
+                .to_owned(),
+        ),
+    ];
+    for s in SETTINGS {
+        let range = s
+            .range
+            .map(|(lo, hi)| format!(" [{lo} to {hi}]"))
+            .unwrap_or_default();
+        rows.push((
+            s.env.to_owned(),
+            format!("{} [default: {}]{range}", s.meaning.trim(), s.default),
+        ));
     }
-
-    fn get<T>(
-        &self,
-        key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
-        match self.values.get(key) {
-            None => Ok(None),
-            Some((text, origin)) => parse(text)
-                .map(Some)
-                .map_err(|message| ConfigError::Invalid {
-                    setting: origin.clone(),
-                    message,
-                }),
-        }
+    let width = rows.iter().map(|(env, _)| env.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Settings, from the environment (which wins) or the TOML file (the same names in lower \
+         case without SESSIOND_).\nDurations are written like 90s, 30m, 2h or 30d.\n",
+    );
+    for (env, meaning) in rows {
+        text.push_str(&format!("  {env:<width$}  {meaning}\n"));
     }
+    text
 }
 
 /// The environment variable for a TOML key: `DATABASE_URL` is the one without our prefix.
 pub fn env_name(key: &str) -> String {
-    if key == "database_url" {
-        "DATABASE_URL".to_owned()
-    } else {
-        format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+    SETTINGS
+        .iter()
+        .find(|s| s.key == key)
+        .map(|s| s.env.to_owned())
+        .unwrap_or_else(|| format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()))
+}
+
+/// For a key that is no setting, the setting it was probably meant to be.
+fn not_a_setting(key: &str) -> String {
+    let nearest = SETTINGS
+        .iter()
+        .map(|s| (strsim::levenshtein(key, s.key), s.key))
+        .min()
+        .filter(|(distance, _)| *distance <= 3);
+    match nearest {
+        Some((_, known)) => format!("not a setting (did you mean {known}?)"),
+        None => "not a setting (sessiond --help lists them)".to_owned(),
     }
 }
 
-fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+/// " (line N)" for a TOML syntax error, so the message points into the file.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
 }
 
-fn parse_bind(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = s.trim().parse() {
+/// A duration as a setting would write it: the largest unit that divides it, `1500ms`, `90s`,
+/// `30m`, `365d`. humantime's own formatting splits a year into months and hours.
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+// How each setting is read. Each reader takes a string (which is all the environment has)
+// and, in the file, the value's natural TOML type too.
+
+/// A setting with a range: checks the value read against the row's bounds.
+trait Bounded {
+    fn within(&self, lo: &str, hi: &str) -> Result<(), String>;
+}
+
+fn out_of_range(value: &str, lo: &str, hi: &str) -> String {
+    format!("{value} is out of range ({lo} to {hi})")
+}
+
+/// Free text.
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Text)
+    }
+}
+
+/// A whole number.
+#[derive(Debug)]
+struct Number(u64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Number, E> {
+                Ok(Number(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Number, E> {
+                u64::try_from(n)
+                    .map(Number)
+                    .map_err(|_| E::custom(format!("{n} is not a whole number of zero or more")))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Number, E> {
+                s.trim()
+                    .parse()
+                    .map(Number)
+                    .map_err(|_| E::custom(format!("'{s}' is not a whole number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Bounded for Number {
+    fn within(&self, lo: &str, hi: &str) -> Result<(), String> {
+        let bound = |b: &str| b.parse::<u64>().expect("a range in config_settings!");
+        if self.0 < bound(lo) || self.0 > bound(hi) {
+            return Err(out_of_range(&self.0.to_string(), lo, hi));
+        }
+        Ok(())
+    }
+}
+
+/// A duration like `90s` or `30m`.
+#[derive(Debug)]
+struct Dur {
+    value: Duration,
+    text: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("'{s}' is too long a duration"),
+        _ => format!("'{s}' is not a duration like 30m or 90s"),
+    })
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration like 30m or 90s")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s)
+                    .map(|value| Dur {
+                        value,
+                        text: s.trim().to_owned(),
+                    })
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl Bounded for Dur {
+    fn within(&self, lo: &str, hi: &str) -> Result<(), String> {
+        let bound = |b: &str| parse_duration(b).expect("a range in config_settings!");
+        if self.value < bound(lo) || self.value > bound(hi) {
+            return Err(out_of_range(&self.text, lo, hi));
+        }
+        Ok(())
+    }
+}
+
+/// A duration, or `off` (also `none`, `0` or empty) for none.
+#[derive(Debug)]
+struct OptionalDur(Option<Dur>);
+
+impl<'de> Deserialize<'de> for OptionalDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.trim() {
+            "off" | "none" | "0" | "" => Ok(OptionalDur(None)),
+            _ => Dur::deserialize(de::value::StrDeserializer::<D::Error>::new(&text))
+                .map(|d| OptionalDur(Some(d))),
+        }
+    }
+}
+
+impl Bounded for OptionalDur {
+    fn within(&self, lo: &str, hi: &str) -> Result<(), String> {
+        self.0.as_ref().map_or(Ok(()), |d| d.within(lo, hi))
+    }
+}
+
+/// A list: comma-separated text, or in the file an array of strings.
+#[derive(Debug)]
+struct List(Vec<String>);
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a comma-separated list or an array of strings")]
+        enum Either {
+            Text(String),
+            Items(Vec<String>),
+        }
+        let items: Vec<String> = match Either::deserialize(d)? {
+            Either::Text(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+            Either::Items(items) => items.into_iter().map(|p| p.trim().to_owned()).collect(),
+        };
+        Ok(List(
+            items
+                .into_iter()
+                .filter(|p: &String| !p.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+// What each row's `then` makes of the value read.
+
+fn database_url(t: Text) -> Result<DatabaseUrl, String> {
+    DatabaseUrl::parse(&t.0)
+}
+
+fn bind_address(t: Text) -> Result<SocketAddr, String> {
+    let s = t.0.trim();
+    if let Ok(addr) = s.parse() {
         return Ok(addr);
     }
-    s.trim()
-        .to_socket_addrs()
-        .map_err(|e| format!("'{s}' is not address:port ({e})"))?
+    s.to_socket_addrs()
+        .map_err(|_| format!("'{s}' is not address:port (like 127.0.0.1:8080)"))?
         .next()
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("'{s}' is not a duration like 30m or 90s ({e})"))
+fn duration(d: Dur) -> Result<Duration, String> {
+    Ok(d.value)
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
+fn optional_duration(d: OptionalDur) -> Result<Option<Duration>, String> {
+    Ok(d.0.map(|d| d.value))
 }
 
-fn parse_optional_duration(s: &str) -> Result<Option<Duration>, String> {
-    match s.trim() {
-        "off" | "none" | "0" | "" => Ok(None),
-        _ => parse_positive_duration(s).map(Some),
-    }
+fn number<T: TryFrom<u64>>(n: Number) -> Result<T, String> {
+    T::try_from(n.0).map_err(|_| format!("{} is too large", n.0))
 }
 
-fn parse_number<T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display>(
-    s: &str,
-    min: u8,
-) -> Result<T, String> {
-    let n: T = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number"))?;
-    if n < T::from(min) {
-        return Err(format!("must be at least {min}"));
-    }
-    Ok(n)
-}
-
-fn parse_name(s: &str) -> Result<String, String> {
-    let s = s.trim();
+fn name(t: Text) -> Result<String, String> {
+    let s = t.0.trim();
     if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
         return Err("must be 1 to 64 printable characters".into());
     }
     Ok(s.to_owned())
 }
 
-fn parse_public_url(s: &str) -> Result<String, String> {
-    let s = s.trim().trim_end_matches('/');
+fn public_url(t: Text) -> Result<Option<String>, String> {
+    let s = t.0.trim().trim_end_matches('/');
     if !(s.starts_with("http://") || s.starts_with("https://")) || s.contains(char::is_whitespace) {
         return Err(format!("'{s}' is not an http:// or https:// URL"));
     }
-    Ok(s.to_owned())
+    Ok(Some(s.to_owned()))
 }
 
-fn parse_path(s: &str) -> Result<String, String> {
+fn one_path(s: &str) -> Result<String, String> {
     let s = s.trim();
     if !s.starts_with('/') || s.contains(['?', '#', ' ']) {
         return Err(format!("'{s}' is not a URL path starting with /"));
     }
     Ok(s.to_owned())
+}
+
+fn url_path(t: Text) -> Result<String, String> {
+    one_path(&t.0)
+}
+
+fn url_paths(l: List) -> Result<Vec<String>, String> {
+    l.0.iter().map(|p| one_path(p)).collect()
+}
+
+fn file_path(t: Text) -> Result<PathBuf, String> {
+    if t.0.trim().is_empty() {
+        return Err("must be a file path".into());
+    }
+    Ok(PathBuf::from(t.0))
+}
+
+fn ip_addresses(l: List) -> Result<Vec<IpAddr>, String> {
+    l.0.iter()
+        .map(|p| {
+            p.parse::<IpAddr>()
+                .map_err(|_| format!("'{p}' is not an IP address"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -432,62 +705,257 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn defaults_apply_without_any_source() {
-        let c = Config::from_sources(None, &env(&[])).unwrap();
-        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
-        assert_eq!(c.session_timeout, DEFAULT_SESSION_TIMEOUT);
-        assert_eq!(c.database.backend, Backend::Sqlite);
-        assert_eq!(c.database.target, "sessiond.db");
+    fn from_env(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_sources(None, &env(pairs)).map_err(|e| e.to_string())
+    }
+
+    fn from_file(text: &str, pairs: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_sources(Some((Path::new("s.toml"), text)), &env(pairs))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
-    fn the_environment_wins_over_the_file() {
-        let table: toml::Table = "session_timeout = \"10m\"\nlocation = \"file\""
-            .parse()
-            .unwrap();
-        let c = Config::from_sources(
-            Some(("x.toml".into(), table)),
-            &env(&[("SESSIOND_SESSION_TIMEOUT", "90s")]),
+    fn defaults_apply_without_any_source() {
+        let c = from_env(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.session_timeout, DEFAULT_SESSION_TIMEOUT);
+        assert_eq!(c.login_wait, Duration::from_secs(5));
+        assert_eq!(c.database.backend, Backend::Sqlite);
+        assert_eq!(c.database.target, "sessiond.db");
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+    }
+
+    #[test]
+    fn the_file_and_the_environment_are_merged_and_the_environment_wins() {
+        let c = from_file(
+            "session_timeout = \"10m\"\nlocation = \"file\"\nworkers = 3\n",
+            &[
+                ("SESSIOND_SESSION_TIMEOUT", "90s"),
+                ("SESSIOND_DB_POOL_SIZE", "4"),
+            ],
         )
         .unwrap();
         assert_eq!(c.session_timeout, Duration::from_secs(90));
         assert_eq!(c.location, "file");
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.db_pool_size, 4);
     }
 
     #[test]
-    fn a_bad_value_names_the_variable() {
-        let err = Config::from_sources(None, &env(&[("SESSIOND_SESSION_TIMEOUT", "soon")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("SESSIOND_SESSION_TIMEOUT:"), "{err}");
-        let err = Config::from_sources(None, &env(&[("DATABASE_URL", "mysql://x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("DATABASE_URL:"), "{err}");
+    fn lists_are_read_from_commas_or_a_toml_array() {
+        let c = from_env(&[
+            ("SESSIOND_TRUSTED_PROXIES", "10.0.0.1, ::1,"),
+            ("SESSIOND_ENDPOINT_ALIASES", "/a,/b"),
+        ])
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.endpoint_aliases, ["/a", "/b"]);
+        let c = from_file("endpoint_aliases = [\"/x\", \"/y\"]", &[]).unwrap();
+        assert_eq!(c.endpoint_aliases, ["/x", "/y"]);
+    }
+
+    #[test]
+    fn off_turns_an_optional_duration_off() {
+        let c = from_file(
+            "sweep_interval = \"5m\"",
+            &[("SESSIOND_SWEEP_INTERVAL", "off")],
+        )
+        .unwrap();
+        assert_eq!(c.sweep_interval, None);
+        let c = from_env(&[("SESSIOND_SESSION_MAX_LIFETIME", "8h")]).unwrap();
+        assert_eq!(c.session_max_lifetime, Some(Duration::from_secs(8 * 3600)));
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_duration_says_so_naming_the_variable() {
+        let err = from_env(&[("SESSIOND_SESSION_TIMEOUT", "abc")]).unwrap_err();
+        assert_eq!(
+            err,
+            "SESSIOND_SESSION_TIMEOUT: 'abc' is not a duration like 30m or 90s"
+        );
+    }
+
+    #[test]
+    fn a_bad_database_url_names_database_url() {
+        let err = from_env(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(
+            err.starts_with("DATABASE_URL: unsupported scheme 'mysql'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_says_so_naming_the_variable() {
+        let err = from_env(&[("SESSIOND_WORKERS", "many")]).unwrap_err();
+        assert_eq!(err, "SESSIOND_WORKERS: 'many' is not a whole number");
+        let err = from_file("workers = -2", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "workers in s.toml: -2 is not a whole number of zero or more"
+        );
+    }
+
+    #[test]
+    fn a_value_out_of_its_range_names_the_setting_and_the_range() {
+        let err = from_env(&[("SESSIOND_SESSION_TIMEOUT", "1000000y")]).unwrap_err();
+        assert_eq!(
+            err,
+            "SESSIOND_SESSION_TIMEOUT: 1000000y is out of range (1s to 365d)"
+        );
+        let err = from_env(&[("SESSIOND_DB_POOL_SIZE", "0")]).unwrap_err();
+        assert_eq!(err, "SESSIOND_DB_POOL_SIZE: 0 is out of range (1 to 1000)");
+        let err = from_file("workers = 5000", &[]).unwrap_err();
+        assert_eq!(err, "workers in s.toml: 5000 is out of range (1 to 1024)");
+        let err = from_env(&[("SESSIOND_SWEEP_INTERVAL", "30d")]).unwrap_err();
+        assert_eq!(
+            err,
+            "SESSIOND_SWEEP_INTERVAL: 30d is out of range (1s to 7d)"
+        );
+        let err = from_env(&[("SESSIOND_SESSION_TIMEOUT", "99999999999999999999y")]).unwrap_err();
+        assert!(err.starts_with("SESSIOND_SESSION_TIMEOUT: "), "{err}");
+    }
+
+    #[test]
+    fn the_bounds_of_a_range_are_allowed() {
+        let c = from_env(&[
+            ("SESSIOND_SESSION_TIMEOUT", "365d"),
+            ("SESSIOND_WORKERS", "1024"),
+            ("SESSIOND_LOCKOUT_THRESHOLD", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.session_timeout, Duration::from_secs(365 * 86400));
+        assert_eq!((c.workers, c.lockout_threshold), (1024, 0));
     }
 
     #[test]
     fn a_bad_file_value_names_the_key_and_file() {
-        let table: toml::Table = "bind = \"nowhere\"".parse().unwrap();
-        let err = Config::from_sources(Some(("s.toml".into(), table)), &env(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("bind in s.toml:"), "{err}");
+        let err = from_file("bind = \"nowhere\"", &[]).unwrap_err();
+        assert!(
+            err.starts_with("bind in s.toml: 'nowhere' is not address:port"),
+            "{err}"
+        );
+        let err = from_file("session_timeout = 90", &[]).unwrap_err();
+        assert!(err.starts_with("session_timeout in s.toml: "), "{err}");
+        assert!(err.contains("a duration like 30m or 90s"), "{err}");
     }
 
     #[test]
-    fn an_unknown_file_key_stops_the_start() {
-        let table: toml::Table = "sesion_timeout = \"1m\"".parse().unwrap();
-        let err = Config::from_sources(Some(("s.toml".into(), table)), &env(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sesion_timeout"), "{err}");
+    fn a_bad_environment_value_is_named_by_its_variable_even_when_the_file_sets_it_too() {
+        let err = from_file("location = \"ok\"", &[("SESSIOND_LOCATION", " ")]).unwrap_err();
+        assert!(err.starts_with("SESSIOND_LOCATION: "), "{err}");
     }
 
     #[test]
-    fn the_activity_lag_is_capped_at_a_tenth_of_the_timeout() {
-        let c = Config::from_sources(None, &env(&[("SESSIOND_SESSION_TIMEOUT", "2s")])).unwrap();
+    fn an_unknown_file_key_stops_the_start_naming_it_and_the_file() {
+        let err = from_file("sesion_timeout = \"1m\"", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "sesion_timeout in s.toml: not a setting (did you mean session_timeout?)"
+        );
+        let err = from_file("colour = \"blue\"", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "colour in s.toml: not a setting (sessiond --help lists them)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variable_is_not_a_setting_and_is_ignored() {
+        assert!(from_env(&[("SESSIOND_SESION_TIMEOUT", "soon"), ("HOME", "/")]).is_ok());
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_names_the_file_and_the_line() {
+        let err = from_file("bind = \"127.0.0.1:1\"\nthis is not toml\n", &[]).unwrap_err();
+        assert!(err.starts_with("config file s.toml: "), "{err}");
+        assert!(err.contains("(line 2)"), "{err}");
+    }
+
+    #[test]
+    fn the_activity_lag_is_capped_at_a_tenth_of_the_timeout_and_says_so() {
+        let c = from_env(&[("SESSIOND_SESSION_TIMEOUT", "2s")]).unwrap();
         assert_eq!(c.activity_lag, Duration::from_millis(200));
+        assert_eq!(
+            c.notices,
+            ["the default activity lag (1s) is capped at 200ms, a tenth of the session timeout (2s)"]
+        );
+        let c = from_env(&[("SESSIOND_ACTIVITY_LAG", "10m")]).unwrap();
+        assert_eq!(c.activity_lag, Duration::from_secs(180));
+        assert_eq!(
+            c.notices,
+            ["SESSIOND_ACTIVITY_LAG (10m) is capped at 3m, a tenth of the session timeout (30m)"]
+        );
+        let c = from_env(&[("SESSIOND_ACTIVITY_LAG", "2m")]).unwrap();
+        assert_eq!(c.activity_lag, Duration::from_secs(120));
+        assert!(c.notices.is_empty());
+    }
+
+    #[test]
+    fn every_variable_is_its_key_in_upper_case_with_the_prefix() {
+        for s in SETTINGS {
+            let expected = if s.key == "database_url" {
+                "DATABASE_URL".to_owned()
+            } else {
+                format!("SESSIOND_{}", s.key.to_ascii_uppercase())
+            };
+            assert_eq!(s.env, expected);
+        }
+    }
+
+    #[test]
+    fn every_range_reads_and_holds_its_shown_default() {
+        let defaults = format!("{:?}", Config::default());
+        let mut read = 0;
+        for s in SETTINGS {
+            // Its shown default, "host name", is also a valid name.
+            if s.key == "location" {
+                continue;
+            }
+            if let Some((lo, hi)) = s.range {
+                for bound in [lo, hi] {
+                    // A bound must be a value the setting accepts.
+                    from_env(&[(s.env, bound)]).unwrap_or_else(|e| panic!("{}: {e}", s.env));
+                }
+            }
+            // Where the shown default is a value, reading it gives the default.
+            if let Ok(c) = from_env(&[(s.env, s.default), ("SESSIOND_SESSION_TIMEOUT", "30m")]) {
+                assert_eq!(format!("{c:?}"), defaults, "{}", s.env);
+                read += 1;
+            }
+        }
+        assert!(read >= 15, "only {read} shown defaults read back");
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let help = help();
+        for s in SETTINGS {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", s.env)))
+                .unwrap_or_else(|| panic!("{} not in help", s.env));
+            assert!(
+                line.contains(&format!("[default: {}]", s.default)),
+                "{line}"
+            );
+        }
+        assert!(help.contains(CONFIG_FILE_VAR));
+    }
+
+    #[test]
+    fn durations_are_shown_in_their_largest_whole_unit() {
+        let s = |ms| show_duration(Duration::from_millis(ms));
+        assert_eq!(
+            [
+                s(0),
+                s(200),
+                s(1500),
+                s(90_000),
+                s(180_000),
+                s(7_200_000),
+                s(365 * 86_400_000)
+            ],
+            ["0s", "200ms", "1500ms", "90s", "3m", "2h", "365d"]
+        );
     }
 }
