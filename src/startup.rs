@@ -104,7 +104,7 @@ impl Application {
             inline_validate: config.database.backend == crate::config::Backend::Sqlite,
             // Enough to keep the hashing threads fed, and no more.
             logins: tokio::sync::Semaphore::new(config.hash_concurrency * 2),
-            login_wait: config.db_timeout,
+            login_wait: config.login_wait,
         });
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
