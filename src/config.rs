@@ -943,6 +943,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_gives_every_setting_with_its_default_and_range() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", s.env)))
+                .unwrap_or_else(|| panic!("{} is not in the README's table", s.env));
+            let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+            assert_eq!(cells[2], s.default, "{row}");
+            let range = s.range.map(|(lo, hi)| format!("{lo} to {hi}"));
+            assert_eq!(cells[3], range.as_deref().unwrap_or(""), "{row}");
+        }
+    }
+
+    #[test]
     fn durations_are_shown_in_their_largest_whole_unit() {
         let s = |ms| show_duration(Duration::from_millis(ms));
         assert_eq!(
