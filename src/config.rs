@@ -237,6 +237,7 @@ pub struct Setting {
     pub default: &'static str,
     /// The smallest and largest value allowed, as written in a setting.
     pub range: Option<(&'static str, &'static str)>,
+    /// One line, as written after `///` in the table (so with a leading space).
     pub meaning: &'static str,
 }
 
@@ -434,7 +435,9 @@ fn not_a_setting(key: &str) -> String {
 /// " (line N)" for a TOML syntax error, so the message points into the file.
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     span.map(|s| {
-        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+        // Bytes, not a str slice: a span off a char boundary must not panic (the fuzzer's text).
+        let before = &text.as_bytes()[..s.start.min(text.len())];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
         format!(" (line {line})")
     })
     .unwrap_or_default()
@@ -869,6 +872,41 @@ mod tests {
         let err = from_file("bind = \"127.0.0.1:1\"\nthis is not toml\n", &[]).unwrap_err();
         assert!(err.starts_with("config file s.toml: "), "{err}");
         assert!(err.contains("(line 2)"), "{err}");
+    }
+
+    #[test]
+    fn odd_files_and_values_give_errors_not_panics() {
+        let files = [
+            "é = ",
+            "\u{0}",
+            "[bind]\nx = 1",
+            "workers = 1.5",
+            "endpoint_aliases = [1, {a = 2}]",
+            "sweep_interval = 0",
+            "database_url = []",
+            "session_timeout = \"18446744073709551616s\"",
+            "max_body_size = 18446744073709551615",
+            "trusted_proxies = \"::1, nope\"",
+        ];
+        for text in files {
+            assert!(from_file(text, &[]).is_err(), "{text:?} was accepted");
+        }
+        let values = [
+            "",
+            " ",
+            "-1",
+            "1e9",
+            "999999999999999999999",
+            "1s 2",
+            "off",
+            "\u{7f}",
+        ];
+        for s in SETTINGS {
+            for value in values {
+                // Any answer will do, as long as it is one.
+                let _ = from_env(&[(s.env, value)]);
+            }
+        }
     }
 
     #[test]
