@@ -16,8 +16,9 @@ use sessiond::startup::{open_service, Application};
 #[derive(Parser)]
 #[command(
     name = "sessiond",
-    version,
-    about = "Session service for legacy SOAP clients"
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SESSIOND_COMMIT"), ")"),
+    about = "Session service for legacy SOAP clients",
+    after_help = sessiond::config::help()
 )]
 struct Cli {
     /// TOML settings file (default: SESSIOND_CONFIG, else ./sessiond.toml if present)
@@ -30,6 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve SOAP (migrates the database first)
+    #[command(after_help = sessiond::config::help())]
     Serve,
     /// Apply pending database migrations and exit
     Migrate,
@@ -52,29 +54,50 @@ struct PasswordInput {
 enum UserCommand {
     /// Create a user
     Add {
+        /// The new user's ID
         user: String,
         #[command(flatten)]
         password: PasswordInput,
+        /// The user's department, returned by getSessionUser
         #[arg(long)]
         department: Option<String>,
     },
     /// Set a user's password (also lifts a lock-out)
     Passwd {
+        /// The user's ID
         user: String,
         #[command(flatten)]
         password: PasswordInput,
     },
     /// Disable a user and end all of its sessions
-    Disable { user: String },
+    Disable {
+        /// The user's ID
+        user: String,
+    },
     /// Enable a disabled user
-    Enable { user: String },
+    Enable {
+        /// The user's ID
+        user: String,
+    },
     /// Give a user a right: AdministratorRight, UpdateSessionRight or ViewSessionRight
-    Grant { user: String, right: String },
+    Grant {
+        /// The user's ID
+        user: String,
+        /// AdministratorRight, UpdateSessionRight or ViewSessionRight
+        right: String,
+    },
     /// Take a right from a user
-    Revoke { user: String, right: String },
+    Revoke {
+        /// The user's ID
+        user: String,
+        /// AdministratorRight, UpdateSessionRight or ViewSessionRight
+        right: String,
+    },
     /// Set a user's department, or clear it when none is given
     SetDepartment {
+        /// The user's ID
         user: String,
+        /// The new department; without it the department is cleared
         department: Option<String>,
     },
     /// List users
@@ -89,6 +112,7 @@ enum SessionsCommand {
     ListExpired,
     /// End a session (reason: deleted)
     Delete {
+        /// The session's ID
         // A session ID may start with '-' (URL-safe base64): it is a value, not an option.
         #[arg(allow_hyphen_values = true)]
         session_id: String,
@@ -97,6 +121,7 @@ enum SessionsCommand {
     DeleteExpired,
     /// Show a session's details, ended ones included
     Info {
+        /// The session's ID
         #[arg(allow_hyphen_values = true)]
         session_id: String,
     },
@@ -152,6 +177,9 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
+    for notice in &config.notices {
+        log::warn!("{notice}");
+    }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)
             .await

@@ -9,6 +9,7 @@
 pub mod history;
 pub mod schema;
 pub mod sessions;
+pub mod url;
 pub mod users;
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::config::{Backend, DatabaseUrl};
+pub use url::{Backend, DatabaseUrl};
 
 pub use diesel::result::Error as QueryError;
 
