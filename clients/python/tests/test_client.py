@@ -10,9 +10,9 @@ from typing import List, Optional
 
 import pytest
 import requests
+from conftest import PASSWORD, ids
 from lxml import etree
 
-from conftest import PASSWORD, ids
 from sessiond_client import (
     AccessDenied,
     AccountLocked,

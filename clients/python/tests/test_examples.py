@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+from conftest import PASSWORD, REPO_ROOT
 from lxml import etree
 
-from conftest import PASSWORD, REPO_ROOT
 from sessiond_client import Client
 
 EXAMPLES = REPO_ROOT / "examples"

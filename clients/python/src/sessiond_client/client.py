@@ -9,7 +9,7 @@ import threading
 import time
 import weakref
 from types import TracebackType
-from typing import Any, Callable, List, Optional, Type, TypeVar, Union
+from typing import Any, List, Optional, Tuple, Type, TypeVar, Union
 
 import requests
 import zeep
@@ -73,7 +73,7 @@ class _Transport(zeep.Transport):
         self._local = threading.local()
         self._all: "weakref.WeakSet[requests.Session]" = weakref.WeakSet()
         self._all_lock = threading.Lock()
-        super().__init__(timeout=timeout, operation_timeout=timeout)
+        super().__init__(timeout=timeout, operation_timeout=timeout)  # type: ignore[no-untyped-call]
         self._user_agent = self.session.headers["User-Agent"]
 
     def _adopt(self, s: requests.Session) -> requests.Session:
@@ -83,7 +83,7 @@ class _Transport(zeep.Transport):
         self._local.session = s
         return s
 
-    @property  # type: ignore[override]
+    @property
     def session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
@@ -102,6 +102,14 @@ class _Transport(zeep.Transport):
         for s in sessions:
             s.close()
 
+    def __del__(self) -> None:
+        # zeep's own __del__ closes `self.session`, which here would make a new one for the
+        # thread that happens to collect the transport.
+        all_sessions = getattr(self, "_all", None)
+        if all_sessions is not None:
+            for s in list(all_sessions):
+                s.close()
+
 
 class Client:
     """A connection to one sessiond endpoint.
@@ -116,11 +124,13 @@ class Client:
         self.timeout = timeout
         self._transport = _Transport(verify, timeout)
         try:
-            self._zeep = zeep.Client(url + "?wsdl", transport=self._transport)
+            self._zeep = zeep.Client(  # type: ignore[no-untyped-call]
+                url + "?wsdl", transport=self._transport
+            )
         except Exception as exc:  # noqa: BLE001 - translated, or re-raised by _translate
             raise _translate(exc) from exc
         # Calls go to `url` whatever address the served WSDL names.
-        self._service = self._zeep.create_service(_BINDING, url)
+        self._service = self._zeep.create_service(_BINDING, url)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -189,7 +199,7 @@ class Session:
         self,
         client: Client,
         *,
-        _login: Optional[tuple] = None,
+        _login: Optional[Tuple[str, str, Optional[str], Optional[str]]] = None,
         _session_id: Optional[str] = None,
         keep_alive: bool = False,
     ) -> None:
@@ -345,11 +355,13 @@ class Session:
 
     def list_active(self) -> List[SessionSummary]:
         """listActiveSessionIds (a view right), without the legacy trailing nil."""
-        return [SessionSummary.from_soap(s) for s in without_nil(self._renewing("listActiveSessionIds"))]
+        result = self._renewing("listActiveSessionIds")
+        return [SessionSummary.from_soap(s) for s in without_nil(result)]
 
     def list_expired(self) -> List[SessionSummary]:
         """getExpiredSessionIds (a view right), without the legacy trailing nil."""
-        return [SessionSummary.from_soap(s) for s in without_nil(self._renewing("getExpiredSessionIds"))]
+        result = self._renewing("getExpiredSessionIds")
+        return [SessionSummary.from_soap(s) for s in without_nil(result)]
 
     def sessions(
         self,

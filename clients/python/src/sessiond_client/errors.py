@@ -1,7 +1,8 @@
 """The errors a sessiond call can raise: one class per fault code, under SessiondError.
 
-The server puts `<sessionServiceFault><code>CODE</code><message>text</message></sessionServiceFault>`
-(contract namespace) in the detail of every fault it raises; the code picks the class here.
+The server puts `<sessionServiceFault><code>CODE</code><message>text</message>
+</sessionServiceFault>` (contract namespace) in the detail of every fault it raises; the code
+picks the class here.
 """
 
 from __future__ import annotations
