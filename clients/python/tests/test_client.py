@@ -275,9 +275,13 @@ def test_a_wrong_password_or_unknown_user_raises_authentication_failed(server):
     server.add_user("alice")
     client = Client(server.serve())
     for user, password in (("alice", "wrong"), ("nobody", PASSWORD)):
+        s = client.session(user, password)
         with pytest.raises(AuthenticationFailed) as info:
-            client.session(user, password).open()
+            s.open()
         assert info.value.code == "AUTHENTICATION_FAILED" and info.value.message
+        assert s.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            s.open()
 
 
 def test_a_locked_user_raises_account_locked(server):

@@ -241,7 +241,12 @@ class Session:
             return self
         if self._state == self._CLOSED:
             raise RuntimeError("the session is closed; open a new one")
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            # Nothing to close, and the password is gone: the object is spent.
+            self._state = self._CLOSED
+            raise
         return self
 
     def _open(self) -> None:
