@@ -20,6 +20,7 @@
 //! - `SESSIOND_ADMIN_PASSWORD_FILE`: where the first start writes the `admin` password
 //! - `SESSIOND_TRUSTED_PROXIES`: proxy addresses whose X-Forwarded-For is believed
 //! - `SESSIOND_WORKERS`: HTTP worker threads
+//! - `SESSIOND_TLS_CERT`, `SESSIOND_TLS_KEY`: PEM certificate chain and key; both or neither
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -67,6 +68,8 @@ const KEYS: &[&str] = &[
     "admin_password_file",
     "trusted_proxies",
     "workers",
+    "tls_cert",
+    "tls_key",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +157,9 @@ pub struct Config {
     pub admin_password_file: PathBuf,
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
+    /// HTTPS with this certificate chain (PEM), when set; always set together with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -182,6 +188,8 @@ impl Default for Config {
             admin_password_file: PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE),
             trusted_proxies: Vec::new(),
             workers: cpus,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -291,6 +299,22 @@ impl Config {
         }
         if let Some(v) = sources.get("workers", |s| parse_number::<usize>(s, 1))? {
             c.workers = v;
+        }
+        c.tls_cert = sources.get("tls_cert", parse_file)?;
+        c.tls_key = sources.get("tls_key", parse_file)?;
+        match (&c.tls_cert, &c.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                let (missing, given) = if c.tls_cert.is_some() {
+                    ("tls_key", "tls_cert")
+                } else {
+                    ("tls_cert", "tls_key")
+                };
+                return Err(ConfigError::Invalid {
+                    setting: env_name(missing),
+                    message: format!("not set, but {} is: TLS needs both", env_name(given)),
+                });
+            }
+            _ => {}
         }
         Ok(c)
     }
@@ -458,6 +482,13 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+fn parse_file(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("empty file name".into());
+    }
+    Ok(PathBuf::from(s.trim()))
+}
+
 fn parse_path(s: &str) -> Result<String, String> {
     let s = s.trim();
     if !s.starts_with('/') || s.contains(['?', '#', ' ']) {
@@ -534,6 +565,27 @@ mod tests {
     fn the_activity_lag_is_capped_at_a_tenth_of_the_timeout() {
         let c = Config::from_sources(None, &env(&[("SESSIOND_SESSION_TIMEOUT", "2s")])).unwrap();
         assert_eq!(c.activity_lag, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_tls_certificate_without_a_key_names_the_missing_key() {
+        let err = Config::from_sources(None, &env(&[("SESSIOND_TLS_CERT", "/etc/s/cert.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("SESSIOND_TLS_KEY:"), "{err}");
+        let err = Config::from_sources(None, &env(&[("SESSIOND_TLS_KEY", "/etc/s/key.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("SESSIOND_TLS_CERT:"), "{err}");
+        let both = Config::from_sources(
+            None,
+            &env(&[
+                ("SESSIOND_TLS_CERT", "c.pem"),
+                ("SESSIOND_TLS_KEY", "k.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(both.tls_key, Some(PathBuf::from("k.pem")));
     }
 
     #[test]
