@@ -9,3 +9,4 @@ mod hostile;
 mod legacy;
 mod outage;
 mod protocol;
+mod tls;
