@@ -138,6 +138,13 @@ fn read_pair(
 
     let key_pem = read(key_path)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        // The service starts unattended: there is no one to type a passphrase.
+        pem::Error::NoItemsFound if contains(&key_pem, b"BEGIN ENCRYPTED PRIVATE KEY") => bad(
+            key_path,
+            "the private key is encrypted; give it unencrypted (openssl pkey -in KEY -out \
+             PLAIN) and protect the file by its mode instead"
+                .into(),
+        ),
         pem::Error::NoItemsFound => bad(
             key_path,
             "no private key in it (a PEM block 'BEGIN PRIVATE KEY', 'BEGIN RSA PRIVATE KEY' \
@@ -172,6 +179,10 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn pem_problem(e: pem::Error) -> String {
@@ -245,6 +256,22 @@ mod tests {
         let err = Certificates::load(&key, &key).unwrap_err().to_string();
         assert!(
             err.contains("one.key") && err.contains("no certificate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_encrypted_key_is_refused_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair(dir.path(), "one");
+        std::fs::write(
+            &key,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = Certificates::load(&cert, &key).unwrap_err().to_string();
+        assert!(
+            err.contains("one.key") && err.contains("encrypted"),
             "{err}"
         );
     }
