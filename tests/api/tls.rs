@@ -483,66 +483,54 @@ fn sighup_serves_a_new_certificate_with_no_failed_call_of_a_running_validate_loo
 
     // Two loops: one on a kept-alive connection opened before the reload, one opening a new
     // connection (a new handshake) for every call.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let calls = Arc::new(AtomicUsize::new(0));
-    let loops: Vec<_> = [false, true]
-        .into_iter()
-        .map(|fresh| {
-            let (client, url_server) = (site.client(fresh), server.port);
-            let (stop, failures, calls, id) =
-                (stop.clone(), failures.clone(), calls.clone(), id.clone());
-            std::thread::spawn(move || {
-                let url = format!("https://127.0.0.1:{url_server}{PATH}");
-                let mut last_peer = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let outcome = client
-                        .post(&url)
-                        .header("Content-Type", "text/xml; charset=utf-8")
-                        .body(envelope11(&operation(
-                            "validateSession",
-                            &[("sessionId", &id)],
-                        )))
-                        .send()
-                        .map_err(|e| e.to_string())
-                        .and_then(|resp| {
-                            last_peer = resp
-                                .extensions()
-                                .get::<reqwest::tls::TlsInfo>()
-                                .and_then(|i| i.peer_certificate())
-                                .map(<[u8]>::to_vec)
-                                .unwrap_or_default();
-                            let reply = Reply::from(resp);
-                            match (reply.status, reply.value("valid")) {
-                                (200, Some(v)) if v == "true" => Ok(()),
-                                _ => Err(format!("{} {}", reply.status, reply.body)),
-                            }
-                        });
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = outcome {
-                        failures.lock().unwrap().push(e);
+    let stop = AtomicBool::new(false);
+    let failures = Mutex::new(Vec::<String>::new());
+    let calls = AtomicUsize::new(0);
+    let peers: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let loops: Vec<_> = [false, true]
+            .into_iter()
+            .map(|fresh| {
+                let client = site.client(fresh);
+                let (stop, failures, calls, server, id) = (&stop, &failures, &calls, &server, &id);
+                scope.spawn(move || {
+                    let mut last_peer = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let outcome =
+                            call(&client, server, "validateSession", &[("sessionId", id)])
+                                .map_err(|e| e.to_string())
+                                .and_then(|(reply, peer)| {
+                                    last_peer = peer;
+                                    match (reply.status, reply.value("valid")) {
+                                        (200, Some(v)) if v == "true" => Ok(()),
+                                        _ => Err(format!("{} {}", reply.status, reply.body)),
+                                    }
+                                });
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = outcome {
+                            failures.lock().unwrap().push(e);
+                        }
                     }
-                }
-                last_peer
+                    last_peer
+                })
             })
-        })
-        .collect();
+            .collect();
 
-    let settle = || {
-        let start = calls.load(Ordering::Relaxed);
-        let deadline = Instant::now() + PATIENCE;
-        while calls.load(Ordering::Relaxed) < start + 50 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    settle();
-    for leaf in &renewals {
-        site.install(leaf);
-        server.reload_and_wait(RELOADED);
+        let settle = || {
+            let start = calls.load(Ordering::Relaxed);
+            let deadline = Instant::now() + PATIENCE;
+            while calls.load(Ordering::Relaxed) < start + 50 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
         settle();
-    }
-    stop.store(true, Ordering::Relaxed);
-    let peers: Vec<Vec<u8>> = loops.into_iter().map(|t| t.join().unwrap()).collect();
+        for leaf in &renewals {
+            site.install(leaf);
+            server.reload_and_wait(RELOADED);
+            settle();
+        }
+        stop.store(true, Ordering::Relaxed);
+        loops.into_iter().map(|t| t.join().unwrap()).collect()
+    });
 
     let failures = failures.lock().unwrap();
     assert!(
