@@ -10,3 +10,5 @@ mod hostile;
 mod legacy;
 mod outage;
 mod protocol;
+mod systemd;
+mod tls;

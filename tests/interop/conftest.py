@@ -33,7 +33,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "sessiond"
 SERVICE_PATH = "/services/SessionService"
-LISTENING_RE = re.compile(r"listening on http://([\d.]+):(\d+)")
+# http, or https when SESSIOND_TLS_CERT/SESSIOND_TLS_KEY are set.
+LISTENING_RE = re.compile(r"listening on (https?)://([\d.]+):(\d+)")
 START_TIMEOUT = 30.0
 CLI_TIMEOUT = 60.0
 
@@ -110,13 +111,13 @@ class SessiondServer:
     """One running `sessiond serve` process."""
 
     def __init__(self, proc: subprocess.Popen, log_path: Path, host: str, port: int,
-                 session_timeout: str):
+                 session_timeout: str, scheme: str = "http"):
         self.proc = proc
         self.log_path = log_path
         self.host = host
         self.port = port
         self.session_timeout = session_timeout
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"{scheme}://{host}:{port}"
         self.endpoint = self.base_url + SERVICE_PATH
         self.wsdl11 = self.endpoint + "?wsdl"
         self.wsdl12 = self.endpoint + "?wsdl=soap12"
@@ -216,10 +217,11 @@ class SessiondInstance:
                 proc.kill()
                 proc.wait()
             raise AssertionError(
-                f"sessiond serve did not log 'listening on http://HOST:PORT' within "
+                f"sessiond serve did not log 'listening on http(s)://HOST:PORT' within "
                 f"{START_TIMEOUT:.0f}s (exit code {proc.returncode})\n"
                 f"{log_path.read_text(errors='replace')}")
-        server = SessiondServer(proc, log_path, match.group(1), int(match.group(2)), timeout)
+        server = SessiondServer(proc, log_path, match.group(2), int(match.group(3)), timeout,
+                                scheme=match.group(1))
         self.servers.append(server)
         return server
 
