@@ -709,6 +709,29 @@ mod tests {
     }
 
     #[test]
+    fn every_seed_of_the_fuzz_corpus_is_read_unless_named_refused() {
+        // fuzz/seeds.py writes them; a seed the decoder refuses would start the fuzzer off
+        // the path it is meant to explore.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let body = std::fs::read(&path).unwrap();
+            let result = decode(&body, SoapVersion::V11, Limits::default());
+            if name.starts_with("refused-") {
+                assert!(result.is_err(), "{name} was read");
+            } else if let Err(r) = result {
+                panic!("{name}: {}", r.fault.message);
+            } else {
+                read += 1;
+            }
+        }
+        // Each of the 17 operations in 3 shapes and 2 versions, and more.
+        assert!(read >= 17 * 3 * 2, "{read} seeds read");
+    }
+
+    #[test]
     fn truncated_and_empty_envelopes_are_refused() {
         rejected(
             r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#,
