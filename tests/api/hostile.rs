@@ -835,3 +835,42 @@ fn other_documents_that_are_not_well_formed_xml_are_refused() {
         assert_refused_in_both(&t, |v| case(&t.good(v), &t.session).into_bytes());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Compressed bodies
+
+#[test]
+fn a_gzip_bomb_is_refused_promptly_without_being_inflated() {
+    use std::io::Write;
+    let t = Target::new();
+    for version in [V11, V12] {
+        // 64 MiB of a good request's padding compresses to about 64 KiB: under the body limit
+        // as sent, far over it inflated. Request bodies are never inflated: it is not XML.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let good = t.good(version);
+        gz.write_all(good.as_bytes()).unwrap();
+        let zeros = vec![b' '; 1024 * 1024];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+        let started = Instant::now();
+        let resp = t
+            .client
+            .post(&t.app.url)
+            .header("Content-Type", version.content_type())
+            .header("Content-Encoding", "gzip")
+            .body(bomb)
+            .send()
+            .unwrap();
+        let r = Reply::from(resp);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_refused_in_our_words(&r, version);
+        t.assert_still_serving();
+    }
+}
