@@ -183,9 +183,10 @@ fn decode_inner(
     let mut reader = NsReader::from_str(text);
     reader.config_mut().check_comments = true;
     let mut depth = 0usize;
-    // Whether any event came before (a declaration must be first), and whether the root
-    // element has ended (nothing but comments, PIs and whitespace may follow it).
-    let mut first = true;
+    // Whether markup came before (a declaration must come first; whitespace before it, which
+    // XML forbids, is let pass: sloppy clients send a line break first and it harms nothing),
+    // and whether the root element has ended (only comments, PIs and whitespace may follow).
+    let mut markup_seen = false;
     let mut root_done = false;
     let mut place = Place::Outside;
     let mut version = None;
@@ -202,11 +203,12 @@ fn decode_inner(
         };
         let ns = classify(&ns).map_err(bad);
         let at = reader.buffer_position();
-        let was_first = std::mem::replace(&mut first, false);
+        let markup_before = markup_seen;
+        markup_seen |= !matches!(&event, Event::Text(t) if is_blank(t.as_ref()));
         match event {
             Event::DocType(_) => return Err(bad("a DOCTYPE is not allowed")),
             Event::Decl(decl) => {
-                if !was_first {
+                if markup_before {
                     return Err(bad(format!(
                         "malformed XML at byte {at}: an XML declaration that is not at the start"
                     )));
@@ -336,7 +338,7 @@ fn decode_inner(
             }
             Event::Text(t) => {
                 let raw: &str = t.as_ref();
-                if depth == 0 && !raw.bytes().all(|b| b.is_ascii_whitespace()) {
+                if depth == 0 && !is_blank(raw) {
                     return Err(bad(format!(
                         "malformed XML at byte {at}: text outside the root element"
                     )));
@@ -457,6 +459,12 @@ fn check_header_block(
         return Err(Fault::must_understand(&namespace_of(reader, start), &local));
     }
     Ok(())
+}
+
+/// Only XML whitespace (space, tab, CR, LF).
+fn is_blank(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// XML 1.0's well-formedness for one start tag, beyond what quick-xml checks: names are XML

@@ -821,7 +821,7 @@ fn other_documents_that_are_not_well_formed_xml_are_refused() {
         |good, _| format!("{good}trailing text"),
         |good, _| format!("text first{good}"),
         // The declaration after something else.
-        |good, _| format!(" <?xml version=\"1.0\"?>{good}"),
+        |good, _| format!("<?xml version=\"1.0\"?><?xml version=\"1.0\"?>{good}"),
         |good, _| format!("<!-- c --><?xml version=\"1.0\"?>{good}"),
         |good, _| format!("<?xml version=\"2.0\"?>{good}"),
         |good, _| good.replacen("<sessionId>", "<sessionId a=\"x<y\">", 1),
@@ -872,5 +872,20 @@ fn a_gzip_bomb_is_refused_promptly_without_being_inflated() {
         );
         assert_refused_in_our_words(&r, version);
         t.assert_still_serving();
+    }
+}
+
+#[test]
+fn whitespace_before_the_xml_declaration_is_let_pass() {
+    // XML 1.0 forbids it; clients that print a line break first exist, and it harms nothing.
+    let t = Target::new();
+    for version in [V11, V12] {
+        let body = format!(
+            "\r\n  <?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}\n",
+            t.good(version)
+        );
+        let r = t.post(version.content_type(), body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.value("valid").as_deref(), Some("true"), "{}", r.body);
     }
 }
