@@ -8,4 +8,5 @@ mod helpers;
 mod hostile;
 mod legacy;
 mod outage;
+mod properties;
 mod protocol;
