@@ -90,7 +90,9 @@ pub(super) async fn soap_endpoint(
             return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
         }
         Err(BodyError::Read(e)) => {
-            let message = format!("the request body could not be read: {e}");
+            // actix's text ("payload reached EOF before completing: None") is for the log only.
+            log::debug!("request body not read: {e}");
+            let message = "the request body could not be read: it ended early or was malformed";
             return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
         }
     };

@@ -1,4 +1,10 @@
 //! SOAP faults, both versions, with the contract's `sessionServiceFault` detail.
+//!
+//! A fault is always well-formed XML of bounded size, whatever the request held: text taken
+//! from a request goes in as an `excerpt` (short, control characters spelled out), and `encode`
+//! bounds and cleans every message once more, for echoes made elsewhere.
+
+use std::borrow::Cow;
 
 use quick_xml::escape::{escape, partial_escape};
 
@@ -15,6 +21,53 @@ pub enum FaultCode {
     InvalidRequest,
     ServiceUnavailable,
     InternalError,
+}
+
+/// Characters of request text a fault echoes; the rest is cut and marked with "…".
+pub const EXCERPT_CHARS: usize = 64;
+
+/// The longest message a fault carries, in characters (a safety net: messages built from
+/// excerpts are far shorter).
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
+/// Request text as a fault may echo it: at most `EXCERPT_CHARS` characters, with control
+/// characters and those XML 1.0 forbids written as `\u{..}`, so the client sees what it sent
+/// and the fault stays well-formed.
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == EXCERPT_CHARS {
+            out.push('…');
+            break;
+        }
+        if is_printable(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    out
+}
+
+/// Neither a control character nor one outside XML 1.0's `Char` (U+FFFE, U+FFFF).
+fn is_printable(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// The message as it goes into the XML: bounded, one line, only characters XML 1.0 allows.
+fn clean(message: &str) -> Cow<'_, str> {
+    if message.chars().count() <= MAX_MESSAGE_CHARS && message.chars().all(is_printable) {
+        return Cow::Borrowed(message);
+    }
+    let mut out: String = message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if is_printable(c) { c } else { '\u{FFFD}' })
+        .collect();
+    if message.chars().nth(MAX_MESSAGE_CHARS).is_some() {
+        out.push('…');
+    }
+    Cow::Owned(out)
 }
 
 impl FaultCode {
@@ -70,14 +123,21 @@ impl Fault {
     pub fn must_understand(namespace: &str, local_name: &str) -> Self {
         Self {
             kind: Kind::MustUnderstand(namespace.to_owned(), local_name.to_owned()),
-            message: format!("header {{{namespace}}}{local_name} was not understood"),
+            message: format!(
+                "header {{{}}}{} was not understood",
+                excerpt(namespace),
+                excerpt(local_name)
+            ),
         }
     }
 
     pub fn version_mismatch(found: &str) -> Self {
         Self {
             kind: Kind::VersionMismatch,
-            message: format!("envelope namespace '{found}' is neither SOAP 1.1 nor SOAP 1.2"),
+            message: format!(
+                "envelope namespace '{}' is neither SOAP 1.1 nor SOAP 1.2",
+                excerpt(found)
+            ),
         }
     }
 
@@ -101,7 +161,8 @@ impl Fault {
     }
 
     pub fn encode(&self, version: SoapVersion) -> String {
-        let message = partial_escape(self.message.as_str());
+        let message = clean(&self.message);
+        let message = partial_escape(message.as_ref());
         let detail = match &self.kind {
             Kind::Detailed(code) => format!(
                 "<tns:sessionServiceFault xmlns:tns=\"{NS}\"><tns:code>{}</tns:code>\
@@ -135,14 +196,20 @@ impl Fault {
                 let (code, header) = match &self.kind {
                     Kind::Detailed(c) if c.is_client() => ("soap:Sender", String::new()),
                     Kind::Detailed(_) => ("soap:Receiver", String::new()),
-                    Kind::MustUnderstand(ns, local) => (
-                        "soap:MustUnderstand",
-                        format!(
-                            "<soap:Header><soap:NotUnderstood qname=\"h:{}\" xmlns:h=\"{}\"/></soap:Header>",
-                            escape(local.as_str()),
-                            escape(ns.as_str())
-                        ),
-                    ),
+                    // The block's real name or none: a cut name would name something else.
+                    Kind::MustUnderstand(ns, local)
+                        if ns.len() <= MAX_MESSAGE_CHARS && local.len() <= MAX_MESSAGE_CHARS =>
+                    {
+                        (
+                            "soap:MustUnderstand",
+                            format!(
+                                "<soap:Header><soap:NotUnderstood qname=\"h:{}\" xmlns:h=\"{}\"/></soap:Header>",
+                                escape(local.as_str()),
+                                escape(ns.as_str())
+                            ),
+                        )
+                    }
+                    Kind::MustUnderstand(..) => ("soap:MustUnderstand", String::new()),
                     Kind::VersionMismatch => (
                         "soap:VersionMismatch",
                         format!(
@@ -189,6 +256,27 @@ mod tests {
         assert!(xml.contains("<faultcode>soap:Client</faultcode>"));
         assert!(xml.contains("<tns:code>ACCESS_DENIED</tns:code>"));
         assert!(xml.contains("a &lt; b"));
+    }
+
+    #[test]
+    fn an_excerpt_is_short_and_spells_out_control_characters() {
+        assert_eq!(excerpt("a\u{0}b\u{1}"), "a\\u{0}b\\u{1}");
+        let long = "x".repeat(10_000);
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn an_encoded_message_is_bounded_and_holds_only_xml_characters() {
+        let message = format!("bad \u{1}\u{FFFF} {}", "y".repeat(100_000));
+        let xml = Fault::client(FaultCode::InvalidRequest, message).encode(SoapVersion::V11);
+        assert!(
+            xml.len() < 2 * MAX_MESSAGE_CHARS + 1000,
+            "{} bytes",
+            xml.len()
+        );
+        assert!(!xml.contains('\u{1}') && !xml.contains('\u{FFFF}'));
     }
 
     #[test]

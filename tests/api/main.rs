@@ -9,6 +9,7 @@ mod helpers;
 mod hostile;
 mod legacy;
 mod outage;
+mod properties;
 mod protocol;
 mod systemd;
 mod tls;
