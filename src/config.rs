@@ -20,6 +20,10 @@
 //! - `SESSIOND_ADMIN_PASSWORD_FILE`: where the first start writes the `admin` password
 //! - `SESSIOND_TRUSTED_PROXIES`: proxy addresses whose X-Forwarded-For is believed
 //! - `SESSIOND_WORKERS`: HTTP worker threads
+//! - `SESSIOND_ADMIN_BIND`: address:port for health, metrics and the console, off the SOAP port
+//! - `SESSIOND_LOG_FORMAT`: `text` or `json` (one object a line)
+//! - `SESSIOND_CLIENT_TIMEOUT`: how long a request's headers, and then its body, may take
+//! - `SESSIOND_KEEPALIVE`: how long an idle keep-alive connection stays open
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -41,6 +45,10 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
+/// Replaces actix's 5 s header timeout, and bounds the body read too (actix has no limit).
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Replaces actix's 5 s keep-alive.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 const ENV_PREFIX: &str = "SESSIOND_";
 
@@ -67,6 +75,10 @@ const KEYS: &[&str] = &[
     "admin_password_file",
     "trusted_proxies",
     "workers",
+    "admin_bind",
+    "log_format",
+    "client_timeout",
+    "keepalive",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +166,11 @@ pub struct Config {
     pub admin_password_file: PathBuf,
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
+    /// Where health, metrics and the console are served; `None`: on the SOAP listener.
+    pub admin_bind: Option<SocketAddr>,
+    pub log_format: crate::telemetry::LogFormat,
+    pub client_timeout: Duration,
+    pub keepalive: Duration,
 }
 
 impl Default for Config {
@@ -182,6 +199,10 @@ impl Default for Config {
             admin_password_file: PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE),
             trusted_proxies: Vec::new(),
             workers: cpus,
+            admin_bind: None,
+            log_format: crate::telemetry::LogFormat::Text,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            keepalive: DEFAULT_KEEPALIVE,
         }
     }
 }
@@ -291,6 +312,18 @@ impl Config {
         }
         if let Some(v) = sources.get("workers", |s| parse_number::<usize>(s, 1))? {
             c.workers = v;
+        }
+        if let Some(v) = sources.get("admin_bind", parse_bind)? {
+            c.admin_bind = Some(v);
+        }
+        if let Some(v) = sources.get("log_format", crate::telemetry::LogFormat::parse)? {
+            c.log_format = v;
+        }
+        if let Some(v) = sources.get("client_timeout", parse_positive_duration)? {
+            c.client_timeout = v;
+        }
+        if let Some(v) = sources.get("keepalive", parse_positive_duration)? {
+            c.keepalive = v;
         }
         Ok(c)
     }

@@ -2,11 +2,14 @@
 //! limit, decodes the envelope, runs the operation on a blocking thread, encodes the answer.
 //! [`dispatch`] is the one table from WSDL operation to service call.
 
+pub mod health;
+
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::service::{
@@ -33,7 +36,11 @@ pub struct AppState {
     /// so a login flood cannot fill the blocking pool that every other operation needs.
     pub logins: tokio::sync::Semaphore,
     /// How long a login waits for its turn before SERVICE_UNAVAILABLE.
-    pub login_wait: std::time::Duration,
+    pub login_wait: Duration,
+    /// How long the body may take to arrive once the headers are in (actix bounds only the
+    /// headers): a client that stalls mid-body is answered 408 and its connection closed.
+    pub client_timeout: Duration,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Mounts the endpoint at each path: POST for SOAP, GET for the WSDL.
@@ -69,9 +76,15 @@ async fn baseline(payload: web::Payload) -> HttpResponse {
 fn fault_response(version: SoapVersion, fault: &Fault) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(fault.http_status(version))
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status)
+    let mut response = HttpResponse::build(status)
         .content_type(version.content_type())
-        .body(fault.encode(version))
+        .body(fault.encode(version));
+    // For the request metrics (see `soap_endpoint`). MustUnderstand and VersionMismatch carry
+    // no code of the contract; they are a client's malformed request all the same.
+    response
+        .extensions_mut()
+        .insert(fault.code().unwrap_or(FaultCode::InvalidRequest));
+    response
 }
 
 fn fault_of(e: &ServiceError) -> Fault {
@@ -87,6 +100,9 @@ fn fault_of(e: &ServiceError) -> Fault {
     };
     Fault::new(code, e.to_string())
 }
+
+/// The most a body buffer reserves before the bytes are there.
+const BODY_RESERVE: usize = 8 * 1024;
 
 enum BodyError {
     TooLarge,
@@ -107,7 +123,10 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    // Grown as bytes arrive, not reserved from Content-Length: a client that announces a
+    // megabyte and sends nothing must not cost a megabyte.
+    let mut body =
+        web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit).min(BODY_RESERVE));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
         if body.len() + chunk.len() > limit {
@@ -189,7 +208,25 @@ fn actions<'a>(req: &'a HttpRequest, media: Option<&'a MediaType>) -> Vec<&'a st
     found
 }
 
+/// Answers a SOAP request and counts it: by the operation the body held (if it got that
+/// far) and the fault code the answer carries, or `ok`.
 async fn soap_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let response = answer(req.clone(), payload, state.clone()).await;
+    let fault = response.extensions().get::<FaultCode>().copied();
+    // A body that never arrived (408) got no answer to count.
+    if fault.is_some() || response.status().is_success() {
+        let operation = req.extensions().get::<Operation>().copied();
+        health::record(&state.telemetry, operation, fault, started);
+    }
+    response
+}
+
+async fn answer(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -212,13 +249,28 @@ async fn soap_endpoint(
         );
         return fault_response(hint, &fault);
     }
-    let body = match read_body(&req, payload, state.max_body_size).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
+    let body = match tokio::time::timeout(
+        state.client_timeout,
+        read_body(&req, payload, state.max_body_size),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Err(_) => {
+            log::info!(
+                "request body not received within {}; connection closed",
+                humantime::format_duration(state.client_timeout)
+            );
+            return HttpResponse::RequestTimeout()
+                .force_close()
+                .content_type("text/plain; charset=utf-8")
+                .body("the request body did not arrive in time\n");
+        }
+        Ok(Err(BodyError::TooLarge)) => {
             let message = format!("the request is larger than {} bytes", state.max_body_size);
             return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
         }
-        Err(BodyError::Read(e)) => {
+        Ok(Err(BodyError::Read(e))) => {
             let message = format!("the request body could not be read: {e}");
             return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
         }
@@ -232,6 +284,7 @@ async fn soap_endpoint(
     };
     let version = decoded.version;
     let operation = decoded.request.operation();
+    req.extensions_mut().insert(operation);
     for action in actions(&req, media.as_ref()) {
         if let Some(named) = Operation::from_action(action) {
             if named != operation {

@@ -12,6 +12,7 @@ use sessiond::domain::{Password, Right};
 use sessiond::service::clock::SystemClock;
 use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
+use sessiond::telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -118,9 +119,14 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .init();
-    match run(cli) {
+    // The settings come first: they say how to log. A bad one is reported on stderr as before.
+    let result = Config::load(cli.config.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            telemetry::init_logging(config.log_format, default_level);
+            run(cli.command, config)
+        });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("sessiond: {message}");
@@ -129,9 +135,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    match cli.command {
+fn run(command: Command, config: Config) -> Result<(), String> {
+    match command {
         Command::Serve => serve(config),
         Command::Migrate => {
             open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;

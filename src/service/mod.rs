@@ -10,6 +10,7 @@
 pub mod activity;
 mod admin;
 pub mod clock;
+mod health;
 pub mod passwords;
 
 use std::sync::Arc;

@@ -18,6 +18,17 @@ pub enum FaultCode {
 }
 
 impl FaultCode {
+    pub const ALL: [FaultCode; 8] = [
+        FaultCode::AuthenticationFailed,
+        FaultCode::AccountLocked,
+        FaultCode::InvalidSession,
+        FaultCode::AccessDenied,
+        FaultCode::SessionNotFound,
+        FaultCode::InvalidRequest,
+        FaultCode::ServiceUnavailable,
+        FaultCode::InternalError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FaultCode::AuthenticationFailed => "AUTHENTICATION_FAILED",

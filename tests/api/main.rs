@@ -7,5 +7,6 @@ mod extended;
 mod helpers;
 mod hostile;
 mod legacy;
+mod operator;
 mod outage;
 mod protocol;
