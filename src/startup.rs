@@ -37,6 +37,9 @@ const MIN_ACTIVITY_FLUSH: Duration = Duration::from_millis(10);
 /// How often the active-session gauge is counted in the database: a scrape reads the last
 /// count and never scans the table itself.
 const ACTIVE_SESSIONS_REFRESH: Duration = Duration::from_secs(15);
+/// How often memory freed by large request bodies is given back (see
+/// `http::return_freed_memory`).
+const MEMORY_RETURN_INTERVAL: Duration = Duration::from_secs(2);
 /// Descriptors kept out of the connection cap: database connections (a SQLite connection holds
 /// the file, its WAL and shared memory), the log, the admin listener and whatever else opens
 /// files (migrations, the admin password file).
@@ -248,6 +251,14 @@ fn spawn_background(service: &Arc<SessionService>, config: &Config, telemetry: &
             s.remove_expired().map(drop)
         });
     }
+    actix_web::rt::spawn(async {
+        let mut ticks = actix_web::rt::time::interval(MEMORY_RETURN_INTERVAL);
+        loop {
+            ticks.tick().await;
+            // Off the worker: trimming walks the allocator's arenas.
+            let _ = web::block(http::return_freed_memory).await;
+        }
+    });
     let gauge = telemetry.clone();
     spawn_every(
         service,
