@@ -165,10 +165,9 @@ impl Application {
             None => None,
             Some(addr) => {
                 let listener = bind(addr)?;
-                let port = listener
+                let bound = listener
                     .local_addr()
-                    .map_err(|source| StartupError::Bind { addr, source })?
-                    .port();
+                    .map_err(|source| StartupError::Bind { addr, source })?;
                 let server = HttpServer::new(move || App::new().configure(operator.clone()))
                     .workers(1)
                     .client_request_timeout(config.client_timeout)
@@ -178,8 +177,8 @@ impl Application {
                     .listen(listener)
                     .map_err(|source| StartupError::Bind { addr, source })?
                     .run();
-                log::info!("operator endpoints (health, metrics) on http://{addr}");
-                Some((server, port))
+                log::info!("operator endpoints (health, metrics) on http://{bound}");
+                Some((server, bound.port()))
             }
         };
 

@@ -962,5 +962,7 @@ fn the_server_log_holds_no_password_and_no_whole_session_id() {
 }
 
 // Tests that run `serve` as a process of its own, with this file's Site and Server.
+#[path = "logs.rs"]
+mod logs;
 #[path = "slow_clients.rs"]
 mod slow_clients;
