@@ -118,6 +118,10 @@ impl Application {
             source,
         })?;
         let telemetry = Arc::new(http::health::telemetry());
+        telemetry
+            .metrics
+            .db_pool_max
+            .set(i64::from(config.db_pool_size));
         let state = web::Data::new(AppState {
             service: service.clone(),
             public_url: config.public_url.clone(),

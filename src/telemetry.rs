@@ -228,6 +228,8 @@ metrics! {
         pub db_pool_in_use: IntGauge;
         /// Open database connections not checked out.
         pub db_pool_idle: IntGauge;
+        /// The pool's largest size (SESSIOND_DB_POOL_SIZE).
+        pub db_pool_max: IntGauge;
         /// Callers waiting for a database connection.
         pub db_pool_waiting: IntGauge;
         /// Time to store renewed activity in one transaction; the _count is the number of flushes.
