@@ -105,7 +105,7 @@ fn fault_of(e: &ServiceError) -> Fault {
 const BODY_RESERVE: usize = 8 * 1024;
 /// A body this large (or of unknown length) leaves memory to give back once it is freed.
 const LARGE_BODY: usize = 256 * 1024;
-/// Set when a large body may have been freed since the last [`return_freed_memory`].
+/// Set when a large body has been freed since the last [`return_freed_memory`].
 static LARGE_BODY_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Gives the memory of freed request bodies back to the system. glibc keeps what a thread's
@@ -128,22 +128,40 @@ enum BodyError {
     Read(String),
 }
 
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Marks, when dropped, that a large body has been freed: declared before the body, it is
+/// dropped after it, so the next trim comes after the memory is free.
+struct LargeBodyFreed(bool);
+
+impl LargeBodyFreed {
+    fn of(req: &HttpRequest) -> Self {
+        Self(declared_length(req).is_none_or(|n| n >= LARGE_BODY))
+    }
+}
+
+impl Drop for LargeBodyFreed {
+    fn drop(&mut self) {
+        if self.0 {
+            LARGE_BODY_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Reads the body, stopping at `limit` bytes: a larger one is never held in memory.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(req);
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
-    }
-    if declared.is_none_or(|n| n >= LARGE_BODY) {
-        LARGE_BODY_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     // Grown as bytes arrive, not reserved from Content-Length: a client that announces a
     // megabyte and sends nothing must not cost a megabyte.
@@ -271,6 +289,7 @@ async fn answer(
         );
         return fault_response(hint, &fault);
     }
+    let _freed = LargeBodyFreed::of(&req);
     let body = match tokio::time::timeout(
         state.client_timeout,
         read_body(&req, payload, state.max_body_size),
