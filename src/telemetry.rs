@@ -124,6 +124,37 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
     }
 }
 
+/// Who runs this process, as the `actor` of an admin action done through the CLI: the login
+/// name of the real user ID (from the password database), and the sudo caller when there is
+/// one. Falls back to `uid N` when the ID has no name.
+pub fn os_user() -> String {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let name = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(sudo) if !sudo.is_empty() && sudo != name => format!("{name} (sudo by {sudo})"),
+        _ => name,
+    }
+}
+
+/// The name of a user ID, from the system's password database. getpwuid_r is the reentrant
+/// lookup; no crate is needed for one call.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value to be filled in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to memory we own and that outlives the call; getpwuid_r writes
+    // strings only into `buf` and sets `found` to `&pwd` or null.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into `buf`, NUL-terminated by getpwuid_r.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// Latency buckets, in seconds: validateSession answers in well under a millisecond, logins
 /// take an Argon2 check (tens of milliseconds), a long listing seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -388,6 +419,16 @@ mod tests {
         assert!(text.contains(
             "sessiond_request_duration_seconds_bucket{operation=\"validateSession\",le=\"0.0005\"} 2"
         ));
+    }
+
+    #[test]
+    fn the_os_user_is_named() {
+        let user = os_user();
+        assert!(!user.is_empty());
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } == 0 {
+            assert!(user.starts_with("root"), "{user}");
+        }
     }
 
     #[test]
