@@ -77,7 +77,17 @@ pub fn open_service(
     store
         .migrate()
         .map_err(|e| StartupError::Migrate(e.to_string()))?;
-    Ok(SessionService::new(store, clock, service_settings(config))?)
+    let telemetry = Arc::new(http::health::telemetry());
+    telemetry
+        .metrics
+        .db_pool_max
+        .set(i64::from(config.db_pool_size));
+    Ok(SessionService::new(
+        store,
+        clock,
+        service_settings(config),
+        telemetry,
+    )?)
 }
 
 /// The service's own settings, out of the config: the service never reads the config itself.
@@ -128,11 +138,7 @@ impl Application {
             addr: config.bind,
             source,
         })?;
-        let telemetry = Arc::new(http::health::telemetry());
-        telemetry
-            .metrics
-            .db_pool_max
-            .set(i64::from(config.db_pool_size));
+        let telemetry = service.telemetry();
         let state = web::Data::new(AppState {
             service: service.clone(),
             public_url: config.public_url.clone(),

@@ -251,7 +251,7 @@ metrics! {
         pub request_duration_seconds: HistogramVec["operation"], buckets LATENCY_BUCKETS;
         /// Sessions neither ended nor expired, counted in the database every 15 seconds.
         pub active_sessions: IntGauge;
-        /// Password logins, by result: ok, failed (any cause) or locked.
+        /// Password checks (getSession, getBWSession, startSession, confirmId), by result: ok, failed or locked.
         pub logins_total: IntCounterVec["result"];
         /// Sessions ended, by reason (closed, deleted, expired, user-disabled).
         pub sessions_ended_total: IntCounterVec["reason"];

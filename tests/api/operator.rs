@@ -141,6 +141,67 @@ fn request_counters_rise_by_exactly_the_calls_made() {
 }
 
 #[test]
+fn login_and_ended_session_counters_rise_by_exactly_the_events() {
+    let app = spawn_app();
+    app.add_user("alice", "pw", None, &[]);
+    let before = scrape(&app.base);
+    let a = app.get_session("alice", "pw");
+    let b = app.get_bw_session("alice", "pw");
+    for _ in 0..5 {
+        app.call("getSession", &[("userId", "alice"), ("password", "x")])
+            .assert_fault("AUTHENTICATION_FAILED");
+    }
+    app.call("getSession", &[("userId", "alice"), ("password", "pw")])
+        .assert_fault("ACCOUNT_LOCKED");
+    app.call("getSession", &[("userId", "nobody"), ("password", "x")])
+        .assert_fault("AUTHENTICATION_FAILED");
+    app.call("closeSession", &[("sessionId", &a)]).assert_ok();
+    app.service
+        .delete_session(&sessiond::domain::SessionId::parse(&b).unwrap())
+        .unwrap();
+    let after = scrape(&app.base);
+    let logins = |r: &str| format!("sessiond_logins_total{{result=\"{r}\"}}");
+    assert_eq!(diff(&before, &after, &logins("ok")), 2.0);
+    assert_eq!(diff(&before, &after, &logins("failed")), 6.0);
+    assert_eq!(diff(&before, &after, &logins("locked")), 1.0);
+    let ended = |r: &str| format!("sessiond_sessions_ended_total{{reason=\"{r}\"}}");
+    assert_eq!(diff(&before, &after, &ended("closed")), 1.0);
+    assert_eq!(diff(&before, &after, &ended("deleted")), 1.0);
+}
+
+#[test]
+fn activity_flushes_are_counted_with_their_rows() {
+    let app = spawn_app_with(|c| c.activity_lag = std::time::Duration::from_millis(50));
+    app.add_user("alice", "pw", None, &[]);
+    let ids: Vec<String> = (0..3).map(|_| app.get_session("alice", "pw")).collect();
+    let before = scrape(&app.base);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for id in &ids {
+        assert!(app.validate(id));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let rows = "sessiond_activity_flushed_rows_total";
+    loop {
+        let after = scrape(&app.base);
+        if diff(&before, &after, rows) >= 3.0 {
+            assert!(
+                diff(
+                    &before,
+                    &after,
+                    "sessiond_activity_flush_duration_seconds_count"
+                ) >= 1.0
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush of 3 rows in 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn request_labels_are_only_operation_names_and_outcomes() {
     let app = spawn_app();
     app.add_user("alice", "pw", None, &[]);
