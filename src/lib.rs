@@ -10,3 +10,4 @@ pub mod soap;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

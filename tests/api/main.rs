@@ -11,3 +11,5 @@ mod legacy;
 mod operator;
 mod outage;
 mod protocol;
+mod systemd;
+mod tls;
