@@ -12,6 +12,7 @@ use sessiond::domain::{Department, Password, Right, SessionId, UserId};
 use sessiond::service::clock::SystemClock;
 use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
+use sessiond::telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -138,14 +139,20 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
     let cli = Cli::parse();
+    // A verb logs its warnings and its security events (who did what), not its chatter.
     let default_level = if matches!(cli.command, Command::Serve) {
         "info"
     } else {
-        "warn"
+        "warn,sessiond::security=info"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .init();
-    match run(cli) {
+    // The settings come first: they say how to log. A bad one is reported on stderr as before.
+    let result = Config::load(cli.config.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            telemetry::init_logging(config.log_format, default_level);
+            run(cli.command, config)
+        });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("sessiond: {message}");
@@ -154,9 +161,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    match cli.command {
+fn run(command: Command, config: Config) -> Result<(), String> {
+    match command {
         Command::Serve => serve(config),
         Command::Migrate => {
             open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
@@ -229,6 +235,18 @@ fn parse_session(id: &str) -> Result<SessionId, String> {
     SessionId::parse(id).map_err(|_| sessiond::service::ServiceError::SessionNotFound.to_string())
 }
 
+/// Logs an admin action done through the CLI, with the OS user who ran it as its actor.
+fn audit(action: &str, user: &str, what: &str) {
+    log::info!(
+        target: telemetry::SECURITY,
+        event = "admin",
+        actor = telemetry::os_user().as_str(),
+        action = action,
+        user = user;
+        "{what}"
+    );
+}
+
 fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
     let e = |e: sessiond::service::ServiceError| e.to_string();
     match cmd {
@@ -238,35 +256,42 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             let (id, department) = (parse_user(&user)?, parse_department(department.as_deref())?);
             s.add_user(&id, &read_password()?, department.as_ref())
                 .map_err(e)?;
+            audit("user_add", &user, "user added");
             println!("added user {user}");
         }
         UserCommand::Passwd { user, .. } => {
             s.set_password(&parse_user(&user)?, &read_password()?)
                 .map_err(e)?;
+            audit("user_passwd", &user, "password set");
             println!("password of {user} set");
         }
         UserCommand::Disable { user } => {
             let ended = s.disable_user(&parse_user(&user)?).map_err(e)?;
+            audit("user_disable", &user, "user disabled");
             println!("disabled {user}; ended {ended} sessions");
         }
         UserCommand::Enable { user } => {
             s.enable_user(&parse_user(&user)?).map_err(e)?;
+            audit("user_enable", &user, "user enabled");
             println!("enabled {user}");
         }
         UserCommand::Grant { user, right } => {
             let right = parse_right(&right)?;
             s.set_right(&parse_user(&user)?, right, true).map_err(e)?;
+            audit("user_grant", &user, &format!("granted {right}"));
             println!("granted {right} to {user}");
         }
         UserCommand::Revoke { user, right } => {
             let right = parse_right(&right)?;
             s.set_right(&parse_user(&user)?, right, false).map_err(e)?;
+            audit("user_revoke", &user, &format!("revoked {right}"));
             println!("revoked {right} from {user}");
         }
         UserCommand::SetDepartment { user, department } => {
             let parsed = parse_department(department.as_deref())?;
             s.set_department(&parse_user(&user)?, parsed.as_ref())
                 .map_err(e)?;
+            audit("user_set_department", &user, "department set");
             match department {
                 Some(d) => println!("department of {user} set to {d}"),
                 None => println!("department of {user} cleared"),
@@ -327,11 +352,19 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
             s.list_sessions(true, print_sessions).map_err(e)?;
         }
         SessionsCommand::Delete { session_id } => {
-            s.delete_session(&parse_session(&session_id)?).map_err(e)?;
+            let id = parse_session(&session_id)?;
+            s.delete_session(&id).map_err(e)?;
+            // The session is named redacted, like everywhere in the log.
+            audit("session_delete", "-", &format!("session {id} deleted"));
             println!("session deleted");
         }
         SessionsCommand::DeleteExpired => {
             let n = s.remove_expired().map_err(e)?;
+            audit(
+                "sessions_delete_expired",
+                "-",
+                &format!("{n} expired sessions removed"),
+            );
             println!("removed {n} expired sessions");
         }
         SessionsCommand::Info { session_id } => {

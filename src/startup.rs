@@ -1,7 +1,13 @@
 //! Building a running server from a [`Config`]: the store (migrated), the first-start admin,
-//! the service, the background tasks, and the HTTP server on a bound listener (HTTPS when a
-//! certificate is configured, reloaded on SIGHUP). Tests bind port 0 and ask
-//! [`Application::port`] which one they got.
+//! the service, the background tasks, and the HTTP servers on bound listeners: SOAP (HTTPS when
+//! a certificate is configured, reloaded on SIGHUP), and the operator's endpoints (health,
+//! metrics, the console) on `SESSIOND_ADMIN_BIND` when set, else beside SOAP. Tests bind port 0
+//! and ask [`Application::port`] which one they got.
+//!
+//! Slow clients: actix bounds the headers (`client_request_timeout`), the SOAP endpoint the
+//! body, both by `SESSIOND_CLIENT_TIMEOUT`; connections are capped below the descriptor limit
+//! (its soft value raised to the hard one first), so a crowd of stalled clients makes new ones
+//! wait in the listen backlog for a slot instead of failing to be accepted at all.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -14,10 +20,12 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
+use crate::http::health::Observability;
 use crate::http::{self, AppState};
 use crate::service::clock::{Clock, SystemClock};
 use crate::service::{NewAdmin, ServiceError, SessionService, Settings};
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 use crate::tls::{CertSummary, Certificates, TlsError};
 
 /// How often ended sessions past the retention period are purged from the history.
@@ -28,6 +36,21 @@ const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// Shortest interval for storing renewed activity, whatever the lag setting.
 const MIN_ACTIVITY_FLUSH: Duration = Duration::from_millis(10);
+/// How often the active-session gauge is counted in the database: a scrape reads the last
+/// count and never scans the table itself.
+const ACTIVE_SESSIONS_REFRESH: Duration = Duration::from_secs(15);
+/// How often memory freed by large request bodies is given back (see
+/// `http::return_freed_memory`).
+const MEMORY_RETURN_INTERVAL: Duration = Duration::from_secs(2);
+/// Descriptors kept out of the connection cap: database connections (a SQLite connection holds
+/// the file, its WAL and shared memory), the log, the admin listener and whatever else opens
+/// files (migrations, the admin password file).
+const RESERVED_DESCRIPTORS: u64 = 64;
+const DESCRIPTORS_PER_DB_CONNECTION: u64 = 3;
+/// actix's own default cap per worker, kept when the descriptor limit allows more.
+const ACTIX_MAX_CONNECTIONS: usize = 25_000;
+/// Connections the admin listener takes at once: probes and a scraper, not a crowd.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -58,7 +81,17 @@ pub fn open_service(
     store
         .migrate()
         .map_err(|e| StartupError::Migrate(e.to_string()))?;
-    Ok(SessionService::new(store, clock, service_settings(config))?)
+    let telemetry = Arc::new(http::health::telemetry());
+    telemetry
+        .metrics
+        .db_pool_max
+        .set(i64::from(config.db_pool_size));
+    Ok(SessionService::new(
+        store,
+        clock,
+        service_settings(config),
+        telemetry,
+    )?)
 }
 
 /// The service's own settings, out of the config: the service never reads the config itself.
@@ -79,6 +112,7 @@ pub fn service_settings(c: &Config) -> Settings {
 pub struct Application {
     server: Server,
     port: u16,
+    admin: Option<(Server, u16)>,
     service: Arc<SessionService>,
 }
 
@@ -112,30 +146,44 @@ impl Application {
         .map_err(|e| StartupError::Migrate(e.to_string()))??;
         let service = Arc::new(service);
 
-        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+        let listener = bind(config.bind)?;
         let local = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: config.bind,
             source,
         })?;
+        let telemetry = service.telemetry();
         let state = web::Data::new(AppState {
             service: service.clone(),
             public_url: config.public_url.clone(),
             max_body_size: config.max_body_size,
             trusted_proxies: config.trusted_proxies.clone(),
             inline_validate: service.validate_is_cheap(),
+            client_timeout: config.client_timeout,
+            telemetry: telemetry.clone(),
         });
+        let operator = operator_routes(web::Data::new(Observability {
+            service: service.clone(),
+            telemetry: telemetry.clone(),
+        }));
+        let operator_on_soap = config.admin_bind.is_none();
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
+        let soap_operator = operator.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(http::routes(routes_paths.clone()))
+                .configure(|cfg| {
+                    if operator_on_soap {
+                        soap_operator(cfg)
+                    }
+                })
         })
         .workers(config.workers)
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
+        .client_request_timeout(config.client_timeout)
+        .keep_alive(config.keepalive)
+        .max_connections(connections_per_worker(&config))
         .shutdown_timeout(10);
         let server = match &certificates {
             Some(certificates) => server.listen_rustls_0_23(listener, certificates.server_config()),
@@ -153,7 +201,28 @@ impl Application {
         };
         reload_on_sighup(certificates);
 
-        spawn_background(&service, &config);
+        let admin = match config.admin_bind {
+            None => None,
+            Some(addr) => {
+                let listener = bind(addr)?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| StartupError::Bind { addr, source })?;
+                let server = HttpServer::new(move || App::new().configure(operator.clone()))
+                    .workers(1)
+                    .client_request_timeout(config.client_timeout)
+                    .keep_alive(config.keepalive)
+                    .max_connections(ADMIN_MAX_CONNECTIONS)
+                    .shutdown_timeout(5)
+                    .listen(listener)
+                    .map_err(|source| StartupError::Bind { addr, source })?
+                    .run();
+                log::info!("operator endpoints (health, metrics) on http://{bound}");
+                Some((server, bound.port()))
+            }
+        };
+
+        spawn_background(&service, &config, &telemetry);
         for path in &paths {
             log::info!(
                 "sessiond listening on {scheme}://{local}{path} (database: {:?}, location: {})",
@@ -164,12 +233,18 @@ impl Application {
         Ok(Self {
             server,
             port: local.port(),
+            admin,
             service,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The admin listener's port, when `SESSIOND_ADMIN_BIND` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(_, port)| *port)
     }
 
     /// Stops the server from another task or thread.
@@ -183,7 +258,15 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM (or the server is stopped), then stores pending activity.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let admin = self.admin.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(admin) = admin {
+            admin.stop(true).await;
+        }
         let service = self.service.clone();
         match web::block(move || service.store_pending_activity()).await {
             Ok(Ok(())) => log::info!("stored pending activity; stopped"),
@@ -251,7 +334,7 @@ fn log_certificate(path: &Path, summary: &CertSummary, what: &str) {
 /// The periodic work: storing renewed activity, the optional sweep of expired sessions, and the
 /// history purge. Each runs on a blocking thread and only logs its failures: the database may
 /// be away for a while, and the next tick tries again.
-fn spawn_background(service: &Arc<SessionService>, config: &Config) {
+fn spawn_background(service: &Arc<SessionService>, config: &Config, telemetry: &Arc<Telemetry>) {
     let every = config.activity_lag.max(MIN_ACTIVITY_FLUSH);
     spawn_every(service, every, "store activity", |s| {
         s.store_pending_activity().map(drop)
@@ -261,6 +344,24 @@ fn spawn_background(service: &Arc<SessionService>, config: &Config) {
             s.remove_expired().map(drop)
         });
     }
+    actix_web::rt::spawn(async {
+        let mut ticks = actix_web::rt::time::interval(MEMORY_RETURN_INTERVAL);
+        loop {
+            ticks.tick().await;
+            // Off the worker: trimming walks the allocator's arenas.
+            let _ = web::block(http::return_freed_memory).await;
+        }
+    });
+    let gauge = telemetry.clone();
+    spawn_every(
+        service,
+        ACTIVE_SESSIONS_REFRESH,
+        "count active sessions",
+        move |s| {
+            gauge.metrics.active_sessions.set(s.count_active()?);
+            Ok(())
+        },
+    );
     spawn_every(service, HISTORY_PURGE_INTERVAL, "purge history", |s| {
         s.purge_history().map(|n| {
             if n > 0 {
@@ -274,7 +375,7 @@ fn spawn_every(
     service: &Arc<SessionService>,
     every: Duration,
     what: &'static str,
-    task: fn(&SessionService) -> Result<(), ServiceError>,
+    task: impl Fn(&SessionService) -> Result<(), ServiceError> + Clone + Send + 'static,
 ) {
     let service = service.clone();
     actix_web::rt::spawn(async move {
@@ -283,6 +384,7 @@ fn spawn_every(
         loop {
             ticks.tick().await;
             let s = service.clone();
+            let task = task.clone();
             match web::block(move || task(&s)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => log::warn!("{what}: {e}"),
@@ -290,6 +392,66 @@ fn spawn_every(
             }
         }
     });
+}
+
+/// Everything served to operators rather than to SOAP clients, on whichever listener they are
+/// given: health, metrics, and the console.
+fn operator_routes(
+    observability: web::Data<Observability>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg| {
+        cfg.configure(http::health::config(observability.clone()));
+        // The console (src/console/) mounts here: `cfg.configure(console::config);`
+    }
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// actix's per-worker connection cap, from the descriptor limit (raised first): room for the
+/// database and files is kept aside, the rest shared among the workers.
+fn connections_per_worker(config: &Config) -> usize {
+    let limit = raise_descriptor_limit();
+    let reserved =
+        RESERVED_DESCRIPTORS + DESCRIPTORS_PER_DB_CONNECTION * u64::from(config.db_pool_size);
+    let workers = config.workers.max(1) as u64;
+    let per_worker = limit.saturating_sub(reserved) / workers;
+    usize::try_from(per_worker)
+        .unwrap_or(usize::MAX)
+        .clamp(1, ACTIX_MAX_CONNECTIONS)
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit in force.
+/// Hand-written: two libc calls, no crate needed for them.
+fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            } else {
+                log::warn!(
+                    "could not raise the open-file limit from {} to {}",
+                    limit.rlim_cur,
+                    limit.rlim_max
+                );
+            }
+        }
+    }
+    // RLIM_INFINITY is u64::MAX: nothing to cap against then but actix's own default.
+    limit.rlim_cur
 }
 
 /// Shows the first-start password once in the log and writes it to a file only its owner reads.

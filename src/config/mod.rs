@@ -23,6 +23,8 @@ use serde::Deserialize;
 
 use read::*;
 
+pub use crate::telemetry::LogFormat;
+
 // Re-exported: callers that named the URL types here keep compiling.
 pub use crate::store::{Backend, DatabaseUrl};
 
@@ -42,6 +44,8 @@ pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 
 const ENV_PREFIX: &str = "SESSIOND_";
 /// The variable naming the TOML file; not a setting itself.
@@ -147,6 +151,22 @@ macro_rules! config_settings {
         workers: usize = cpus();
             key "workers", env "SESSIOND_WORKERS", shown "cores",
             read Number, within "1" to "1024", then number;
+        /// address:port for health, metrics and the console, off the SOAP listener (none: on it)
+        admin_bind: Option<SocketAddr> = None;
+            key "admin_bind", env "SESSIOND_ADMIN_BIND", shown "none",
+            read Text, then optional_bind_address;
+        /// log format: text, or json (one object a line)
+        log_format: LogFormat = LogFormat::Text;
+            key "log_format", env "SESSIOND_LOG_FORMAT", shown "text",
+            read Text, then log_format;
+        /// how long a request's headers, and then its body, may take to arrive (actix: 5s, headers only)
+        client_timeout: Duration = DEFAULT_CLIENT_TIMEOUT;
+            key "client_timeout", env "SESSIOND_CLIENT_TIMEOUT", shown "10s",
+            read Dur, within "100ms" to "10m", then duration;
+        /// how long an idle keep-alive connection stays open (actix: 5s)
+        keepalive: Duration = DEFAULT_KEEPALIVE;
+            key "keepalive", env "SESSIOND_KEEPALIVE", shown "60s",
+            read Dur, within "1s" to "1h", then duration;
         /// PEM certificate chain, leaf first: with it the listener speaks HTTPS only; SIGHUP rereads it
         tls_cert: Option<PathBuf> = None;
             key "tls_cert", env "SESSIOND_TLS_CERT", shown "none",

@@ -180,6 +180,14 @@ pub(super) fn bind_address(t: Text) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
+pub(super) fn optional_bind_address(t: Text) -> Result<Option<SocketAddr>, String> {
+    bind_address(t).map(Some)
+}
+
+pub(super) fn log_format(t: Text) -> Result<crate::telemetry::LogFormat, String> {
+    crate::telemetry::LogFormat::parse(&t.0)
+}
+
 pub(super) fn duration(d: Dur) -> Result<Duration, String> {
     Ok(d.value)
 }

@@ -4,11 +4,13 @@
 
 mod dispatch;
 mod endpoint;
+pub mod health;
 mod streaming;
 mod wsdl;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 
@@ -23,7 +25,13 @@ pub struct AppState {
     /// Answer validateSession on the HTTP worker itself, as the service advises
     /// ([`SessionService::validate_is_cheap`]): asked once here, not on every call.
     pub inline_validate: bool,
+    /// How long the body may take to arrive once the headers are in (actix bounds only the
+    /// headers): a client that stalls mid-body is answered 408 and its connection closed.
+    pub client_timeout: Duration,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
+
+pub use endpoint::return_freed_memory;
 
 /// Mounts the endpoint at each path: POST for SOAP, GET for the WSDL.
 pub fn routes(paths: Vec<String>) -> impl Fn(&mut web::ServiceConfig) {

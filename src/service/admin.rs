@@ -8,6 +8,7 @@ use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
 use crate::store::sessions;
 use crate::store::users::{self, UserRow};
+use crate::telemetry::SECURITY;
 
 /// The user the first start creates.
 const ADMIN: &str = "admin";
@@ -93,6 +94,16 @@ impl SessionService {
             EndReason::UserDisabled.as_str(),
             self.now(),
         )?;
+        self.telemetry
+            .session_ended(EndReason::UserDisabled.as_str(), ended as u64);
+        log::info!(
+            target: SECURITY,
+            event = "sessions_ended",
+            reason = EndReason::UserDisabled.as_str(),
+            user = user_id.as_str(),
+            count = ended;
+            "user disabled; {ended} sessions ended"
+        );
         Ok(ended)
     }
 

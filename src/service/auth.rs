@@ -16,6 +16,28 @@ use crate::domain::{ClientType, Password, SessionId, UserId};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users::{self, UserRow};
 use crate::store::DbConnection;
+use crate::telemetry::{LoginResult, SECURITY};
+
+/// Why a password check failed, as the log says it; the client is told only
+/// AUTHENTICATION_FAILED or ACCOUNT_LOCKED.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    UnknownUser,
+    WrongPassword,
+    Disabled,
+    Locked,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownUser => "unknown_user",
+            Refusal::WrongPassword => "wrong_password",
+            Refusal::Disabled => "disabled",
+            Refusal::Locked => "locked",
+        }
+    }
+}
 
 /// The authenticated caller of an operation: its session (activity already renewed) and user.
 pub(crate) struct Caller {
@@ -108,12 +130,44 @@ impl SessionService {
 
     /// Checks a user's password with the lock-out rules; the user on success. A user ID or
     /// password that could belong to no one (`None`) still costs a hash, so that no answer
-    /// comes sooner than a wrong password's.
+    /// comes sooner than a wrong password's. Every check is counted and a failure logged
+    /// with its real cause; `host` is the caller's address when there is one.
     pub(crate) fn check_password(
         &self,
         user_id: Option<&UserId>,
         password: Option<&Password>,
+        host: Option<&str>,
     ) -> Result<UserRow> {
+        let refusal = match self.verify_password(user_id, password)? {
+            Ok(user) => {
+                self.telemetry.login(LoginResult::Ok);
+                return Ok(user);
+            }
+            Err(refusal) => refusal,
+        };
+        log::warn!(
+            target: SECURITY,
+            event = "login_failed",
+            user = user_id.map_or("-", |u| u.as_str()),
+            reason = refusal.as_str(),
+            host = host.unwrap_or("-");
+            "login failed"
+        );
+        if let Refusal::Locked = refusal {
+            self.telemetry.login(LoginResult::Locked);
+            Err(ServiceError::AccountLocked)
+        } else {
+            self.telemetry.login(LoginResult::Failed);
+            Err(ServiceError::AuthenticationFailed)
+        }
+    }
+
+    /// The check itself: the user, or why not (the outer `Result` is for the store failing).
+    fn verify_password(
+        &self,
+        user_id: Option<&UserId>,
+        password: Option<&Password>,
+    ) -> Result<std::result::Result<UserRow, Refusal>> {
         let user = match user_id {
             Some(id) => users::find(&mut *self.conn()?, id.as_str())?,
             None => None,
@@ -123,31 +177,40 @@ impl SessionService {
             .passwords
             .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)?;
         let Some(user) = user else {
-            return Err(ServiceError::AuthenticationFailed);
+            return Ok(Err(Refusal::UnknownUser));
         };
         if user.disabled {
-            return Err(ServiceError::AuthenticationFailed);
+            return Ok(Err(Refusal::Disabled));
         }
         let now = self.now();
         if user.locked_until.is_some_and(|until| until > now) {
-            return Err(ServiceError::AccountLocked);
+            return Ok(Err(Refusal::Locked));
         }
         let mut conn = self.conn()?;
         if !matches {
             let lock_until = now + chrono_duration(self.settings.lockout_duration);
-            users::record_failure(
+            let locked = users::record_failure(
                 &mut conn,
                 &user.user_id,
                 self.settings.lockout_threshold,
                 lock_until,
             )?;
-            log::warn!("failed password check for user {}", user.user_id);
-            return Err(ServiceError::AuthenticationFailed);
+            if locked {
+                log::warn!(
+                    target: SECURITY,
+                    event = "lockout",
+                    user = user.user_id.as_str(),
+                    until:% = lock_until.format("%Y-%m-%dT%H:%M:%SZ");
+                    "user locked out after {} failed password checks",
+                    self.settings.lockout_threshold
+                );
+            }
+            return Ok(Err(Refusal::WrongPassword));
         }
         if user.failed_logins > 0 || user.locked_until.is_some() {
             users::clear_failures(&mut conn, &user.user_id)?;
         }
-        Ok(user)
+        Ok(Ok(user))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::domain::EndReason;
 use crate::store::history;
 use crate::store::sessions::{self, Cutoffs};
 use crate::store::DbConnection;
+use crate::telemetry::SECURITY;
 
 /// Expired sessions ended per transaction: small enough that a removal of a million never
 /// holds the write lock long enough to stall validateSession.
@@ -67,9 +68,14 @@ impl SessionService {
         if renewals.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let rows = renewals.len();
         let stored = sessions::store_activity(conn, &renewals);
         if stored.is_err() {
+            self.telemetry.metrics.activity_flush_failures_total.inc();
             self.activity.restore(renewals);
+        } else {
+            self.telemetry.activity_flushed(rows, started.elapsed());
         }
         Ok(stored?)
     }
@@ -106,7 +112,16 @@ impl SessionService {
             }
         }
         if total > 0 {
-            log::info!("removed {total} expired sessions");
+            self.telemetry
+                .session_ended(EndReason::Expired.as_str(), total as u64);
+            // One line for the pass, not one per session: a mass expiry is millions of them.
+            log::info!(
+                target: SECURITY,
+                event = "sessions_ended",
+                reason = EndReason::Expired.as_str(),
+                count = total;
+                "removed {total} expired sessions"
+            );
         }
         Ok(total)
     }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod clock;
 mod error;
 mod expiry;
+mod health;
 mod listing;
 pub mod passwords;
 mod view;
@@ -30,6 +31,7 @@ use crate::domain::{ClientName, ClientType, EndReason, Password, SessionId, User
 use crate::store::sessions::{self, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
+use crate::telemetry::{Telemetry, SECURITY};
 
 use activity::ActivityLog;
 pub use admin::{NewAdmin, UserSummary};
@@ -73,10 +75,17 @@ pub struct SessionService {
     activity: ActivityLog,
     passwords: Passwords,
     logins: LoginGate,
+    /// Where logins, ended sessions and activity flushes are counted.
+    telemetry: Arc<Telemetry>,
 }
 
 impl SessionService {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: Settings) -> Result<Self> {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self> {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         // Enough checks in flight to keep the hashing threads fed, and no more.
         let logins = LoginGate::new(settings.hash_concurrency.max(1) * 2, settings.login_wait);
@@ -87,7 +96,13 @@ impl SessionService {
             activity: ActivityLog::default(),
             passwords,
             logins,
+            telemetry,
         })
+    }
+
+    /// The metrics this service counts into, for the HTTP layer to count requests beside.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        self.telemetry.clone()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -233,7 +248,7 @@ impl SessionService {
     ) -> Result<bool> {
         let caller = self.authenticate(&mut *self.conn()?, session_id)?;
         let user_id = UserId::parse(&caller.user.user_id).ok();
-        match self.check_password(user_id.as_ref(), password) {
+        match self.check_password(user_id.as_ref(), password, None) {
             Ok(_) => Ok(true),
             Err(ServiceError::AuthenticationFailed) => Ok(false),
             Err(e) => Err(e),
@@ -270,9 +285,12 @@ impl SessionService {
         )?;
         sessions::insert(&mut conn, &row)?;
         log::info!(
-            "clientless session {id} opened for {} by {}",
-            row.user_id,
-            caller.user.user_id
+            target: SECURITY,
+            event = "clientless_opened",
+            user = row.user_id.as_str(),
+            actor = caller.user.user_id.as_str(),
+            session:% = id;
+            "clientless session opened"
         );
         Ok(id)
     }
@@ -308,10 +326,14 @@ impl SessionService {
         self.activity.forget(id.as_str());
         let ended = sessions::end(conn, id.as_str(), reason.as_str(), self.now())?;
         if let Some(record) = &ended {
+            self.telemetry.session_ended(reason.as_str(), 1);
             log::info!(
-                "session {id} of {} ended: {}",
-                record.user_id,
-                reason.as_str()
+                target: SECURITY,
+                event = "session_ended",
+                session:% = id,
+                user = record.user_id.as_str(),
+                reason = reason.as_str();
+                "session ended"
             );
         }
         Ok(ended.is_some())
@@ -325,15 +347,19 @@ impl SessionService {
         client_name: Option<ClientName>,
         ctx: &CallContext,
     ) -> Result<SessionView> {
-        let user = self.check_password(user_id, password)?;
+        let user = self.check_password(user_id, password, ctx.host.as_deref())?;
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
         sessions::insert(&mut *self.conn()?, &row)?;
         log::info!(
-            "session {id} opened for {} ({})",
-            row.user_id,
-            row.client_type
+            target: SECURITY,
+            event = "login",
+            user = row.user_id.as_str(),
+            client_type = row.client_type.as_str(),
+            host = row.host.as_deref().unwrap_or("-"),
+            session:% = id;
+            "login succeeded"
         );
         Ok(self.view(row, Some(id.as_str())))
     }

@@ -71,6 +71,17 @@ fn clean(message: &str) -> Cow<'_, str> {
 }
 
 impl FaultCode {
+    pub const ALL: [FaultCode; 8] = [
+        FaultCode::AuthenticationFailed,
+        FaultCode::AccountLocked,
+        FaultCode::InvalidSession,
+        FaultCode::AccessDenied,
+        FaultCode::SessionNotFound,
+        FaultCode::InvalidRequest,
+        FaultCode::ServiceUnavailable,
+        FaultCode::InternalError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FaultCode::AuthenticationFailed => "AUTHENTICATION_FAILED",

@@ -12,9 +12,13 @@ pub mod sessions;
 pub mod url;
 pub mod users;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -148,6 +152,25 @@ impl ManageConnection for Manager {
 pub struct Store {
     pool: Pool,
     backend: Backend,
+    /// Callers in `conn()` right now: r2d2 counts connections but not who waits for one.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// The pool's state for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatus {
+    pub in_use: u32,
+    pub idle: u32,
+    pub waiting: usize,
+}
+
+/// Why the store cannot serve: what `/readyz` reports.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+    #[error("database migrations pending: {0} not applied")]
+    MigrationsPending(usize),
 }
 
 impl Store {
@@ -169,6 +192,7 @@ impl Store {
         Self {
             pool,
             backend: database.backend,
+            waiting: Arc::default(),
         }
     }
 
@@ -182,7 +206,47 @@ impl Store {
     }
 
     pub fn conn(&self) -> Result<Conn, r2d2::PoolError> {
-        self.pool.get()
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let conn = self.pool.get();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        conn
+    }
+
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            idle: state.idle_connections,
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The database answers (within the pool's timeout, which is the database timeout) and
+    /// every embedded migration is applied. One read of the migrations table, no write: cheap
+    /// enough for a load balancer's probe every second.
+    pub fn check_ready(&self) -> Result<(), NotReady> {
+        #[derive(QueryableByName)]
+        struct Applied {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            version: String,
+        }
+        let mut conn = self
+            .conn()
+            .map_err(|e| NotReady::Unreachable(e.to_string()))?;
+        let expected: Vec<String> = match &*conn {
+            DbConnection::Postgres(_) => versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS),
+        };
+        let applied: Vec<Applied> =
+            diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                .load(&mut *conn)
+                .map_err(|e| NotReady::Unreachable(e.to_string()))?;
+        let applied: HashSet<String> = applied.into_iter().map(|a| a.version).collect();
+        let missing = expected.iter().filter(|v| !applied.contains(*v)).count();
+        if missing > 0 {
+            return Err(NotReady::MigrationsPending(missing));
+        }
+        Ok(())
     }
 
     /// Applies the embedded migrations that have not run yet; returns how many ran.
@@ -194,6 +258,18 @@ impl Store {
         };
         Ok(applied)
     }
+}
+
+/// The versions of the embedded migrations, as diesel records them once applied.
+fn versions<DB: diesel::backend::Backend>(source: &impl MigrationSource<DB>) -> Vec<String> {
+    source
+        .migrations()
+        .map(|list| {
+            list.iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// True when the error means the database cannot be reached, as opposed to a bad query.

@@ -340,3 +340,15 @@ pub fn end_expired_batch(
         Ok((next, ended))
     }))
 }
+
+/// How many sessions are active: what the active-session gauge shows. A count over the
+/// `last_activity` index, run by a background task every few seconds, never per scrape.
+pub fn count_active(conn: &mut DbConnection, cutoffs: Cutoffs) -> QueryResult<i64> {
+    let mut q = sessions::table
+        .filter(sessions::last_activity.ge(cutoffs.idle))
+        .into_boxed();
+    if let Some(life) = cutoffs.lifetime {
+        q = q.filter(sessions::created_at.ge(life));
+    }
+    q.count().get_result(conn)
+}

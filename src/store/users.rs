@@ -91,20 +91,22 @@ pub fn set_rights(
 }
 
 /// Counts one failed password check and locks the user at `threshold` failures, in one
-/// transaction so that instances sharing the database share the count.
+/// transaction so that instances sharing the database share the count. True when this failure
+/// locked the user.
 pub fn record_failure(
     conn: &mut DbConnection,
     user_id: &str,
     threshold: u32,
     lock_until: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
     on_backend!(conn, |c| c.write_transaction(|c| {
         diesel::update(users::table.find(user_id))
             .set(users::failed_logins.eq(users::failed_logins + 1))
             .execute(c)?;
+        let mut locked = 0;
         if threshold > 0 {
-            diesel::update(
+            locked = diesel::update(
                 users::table
                     .find(user_id)
                     .filter(users::failed_logins.ge(threshold)),
@@ -115,7 +117,7 @@ pub fn record_failure(
             ))
             .execute(c)?;
         }
-        Ok(())
+        Ok(locked > 0)
     }))
 }
 

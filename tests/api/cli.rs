@@ -1080,3 +1080,9 @@ fn the_server_log_holds_no_password_and_no_whole_session_id() {
         assert!(!log.contains(secret), "the log shows {secret}:\n{log}");
     }
 }
+
+// Tests that run `serve` as a process of its own, with this file's Site and Server.
+#[path = "logs.rs"]
+mod logs;
+#[path = "slow_clients.rs"]
+mod slow_clients;

@@ -85,6 +85,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener, when the config set one.
+    pub admin_base: Option<String>,
     pub url: String,
     pub service: Arc<SessionService>,
     pub clock: Option<Arc<ManualClock>>,
@@ -172,18 +174,24 @@ fn start(
                     return;
                 }
             };
-            tx.send(Ok((app.port(), app.service(), app.handle())))
-                .unwrap();
+            tx.send(Ok((
+                app.port(),
+                app.admin_port(),
+                app.service(),
+                app.handle(),
+            )))
+            .unwrap();
             let _ = app.run_until_stopped().await;
         })
     });
-    let (port, service, handle) = rx
+    let (port, admin_port, service, handle) = rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap()
         .expect("the app starts");
     let base = format!("http://127.0.0.1:{port}");
     TestApp {
         url: format!("{base}{PATH}"),
+        admin_base: admin_port.map(|p| format!("http://127.0.0.1:{p}")),
         base,
         service,
         clock,

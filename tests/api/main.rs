@@ -8,6 +8,7 @@ mod extended;
 mod helpers;
 mod hostile;
 mod legacy;
+mod operator;
 mod outage;
 mod properties;
 mod protocol;

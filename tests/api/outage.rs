@@ -126,3 +126,56 @@ fn calls_fail_fast_while_the_database_is_down_and_recover_by_themselves() {
     }
     app.get_session("alice", "pw");
 }
+
+#[test]
+fn readyz_is_503_with_the_reason_while_the_database_is_down_and_200_after() {
+    let db = TestDb::new();
+    if db.url.backend != Backend::Postgres {
+        eprintln!("outage test runs with SESSIOND_TEST_BACKEND=postgres; skipped on SQLite");
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:5432");
+    let name = db.url.target.rsplit('/').next().unwrap().to_owned();
+    let through_proxy = DatabaseUrl::parse(&format!(
+        "postgres://postgres@127.0.0.1:{}/{name}",
+        proxy.port
+    ))
+    .unwrap();
+    let app = spawn_app_on(db, None, |c| {
+        c.database = through_proxy;
+        c.db_timeout = Duration::from_secs(1);
+    });
+    let probe = |path: &str| {
+        let resp = reqwest::blocking::get(format!("{}{path}", app.base)).unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(probe("/readyz"), (200, "ready\n".into()));
+
+    proxy.cut();
+    let started = Instant::now();
+    let (status, body) = probe("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database unreachable"), "{body}");
+    assert!(
+        !body.contains("5432") && !body.contains("postgres"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Liveness does not touch the database.
+    assert_eq!(probe("/healthz"), (200, "ok\n".into()));
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = probe("/readyz");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready 15 s after: {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

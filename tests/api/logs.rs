@@ -1,0 +1,122 @@
+//! The log as an operator ships it: `SESSIOND_LOG_FORMAT=json` gives one JSON object a line,
+//! with the fixed fields, and never a password or a whole session ID.
+
+use super::{Server, Site};
+
+#[test]
+fn json_log_lines_parse_and_hold_no_password_or_whole_session_id() {
+    const PASSWORD: &str = "Kx9-correct-horse-battery";
+    let site = Site::new()
+        .with("SESSIOND_LOG_FORMAT", "json")
+        .with("RUST_LOG", "debug");
+    site.add_user("alice", PASSWORD);
+    let mut server = Server::start(site.command(&["serve"]));
+    let id = server.get_session("alice", PASSWORD);
+    assert!(server.validate(&id));
+    server
+        .try_get_session("alice", "Wrong-password-77")
+        .assert_fault("AUTHENTICATION_FAILED");
+    server
+        .try_get_session("nobody", PASSWORD)
+        .assert_fault("AUTHENTICATION_FAILED");
+    server
+        .call("closeSession", &[("sessionId", &id)])
+        .assert_ok();
+    let log = server.stop();
+
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for field in ["ts", "level", "target", "msg"] {
+            assert!(v[field].is_string(), "no {field}: {line}");
+        }
+        assert!(!line.contains(PASSWORD), "a password in the log: {line}");
+        assert!(!line.contains("Wrong-password-77"), "a password: {line}");
+        assert!(!line.contains(&id), "a whole session ID in the log: {line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("listening on http://")),
+        "{log}"
+    );
+
+    // The security events, with their real causes and fields.
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == "sessiond::security")
+        .collect();
+    let find = |event: &str, key: &str, value: &str| {
+        events
+            .iter()
+            .find(|v| v["event"] == event && v[key] == value)
+            .unwrap_or_else(|| panic!("no {event} with {key}={value} in:\n{log}"))
+            .clone()
+    };
+    let login = find("login", "user", "alice");
+    assert_eq!(login["client_type"], "standard", "{login}");
+    assert_eq!(login["host"], "127.0.0.1", "{login}");
+    assert_eq!(login["session"], format!("{}…", &id[..6]), "{login}");
+    assert_eq!(
+        find("login_failed", "reason", "wrong_password")["user"],
+        "alice"
+    );
+    assert_eq!(
+        find("login_failed", "reason", "unknown_user")["user"],
+        "nobody"
+    );
+    assert_eq!(find("session_ended", "reason", "closed")["user"], "alice");
+}
+
+#[test]
+fn an_admin_action_through_the_cli_is_logged_with_the_os_user_as_actor() {
+    let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
+    site.add_user("bob", "pw-bob");
+    let out = site.run(&["user", "disable", "bob"]);
+    out.succeeded();
+    let event = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "admin")
+        .unwrap_or_else(|| panic!("no admin event on stderr:\n{}", out.stderr));
+    assert_eq!(event["action"], "user_disable");
+    assert_eq!(event["user"], "bob");
+    let actor = event["actor"].as_str().unwrap();
+    assert!(!actor.is_empty() && actor != "-", "{event}");
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } == 0 {
+        assert!(actor.starts_with("root"), "{event}");
+    }
+}
+
+#[test]
+fn the_fifth_wrong_password_logs_the_lockout_start() {
+    let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
+    site.add_user("carol", "pw-carol");
+    let mut server = Server::start(site.command(&["serve"]));
+    for _ in 0..5 {
+        server
+            .try_get_session("carol", "wrong")
+            .assert_fault("AUTHENTICATION_FAILED");
+    }
+    server
+        .try_get_session("carol", "pw-carol")
+        .assert_fault("ACCOUNT_LOCKED");
+    let log = server.stop();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["target"] == "sessiond::security")
+        .collect();
+    let count = |event: &str, reason: Option<&str>| {
+        events
+            .iter()
+            .filter(|v| v["event"] == event && reason.is_none_or(|r| v["reason"] == r))
+            .count()
+    };
+    assert_eq!(count("lockout", None), 1, "{log}");
+    assert_eq!(count("login_failed", Some("wrong_password")), 5, "{log}");
+    assert_eq!(count("login_failed", Some("locked")), 1, "{log}");
+}
