@@ -92,6 +92,7 @@ impl SessionService {
             user_id.as_str(),
             EndReason::UserDisabled.as_str(),
             self.now(),
+            self.latest_activity(),
         )?;
         Ok(ended)
     }

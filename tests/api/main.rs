@@ -10,3 +10,4 @@ mod hostile;
 mod legacy;
 mod outage;
 mod protocol;
+mod storage;
