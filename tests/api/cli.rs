@@ -291,7 +291,7 @@ fn finish(mut child: Child, what: &str) -> Output {
 pub(crate) struct Server {
     child: Child,
     /// The endpoint URL from the log line `listening on …`.
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
     client: reqwest::blocking::Client,

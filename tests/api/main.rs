@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod contract;
+mod crash;
 mod expiry;
 mod extended;
 mod helpers;
