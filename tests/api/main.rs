@@ -12,3 +12,5 @@ mod legacy;
 mod outage;
 mod protocol;
 mod storage;
+mod systemd;
+mod tls;
