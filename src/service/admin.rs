@@ -93,6 +93,7 @@ impl SessionService {
             user_id.as_str(),
             EndReason::UserDisabled.as_str(),
             self.now(),
+            self.latest_activity(),
         )?;
         self.telemetry
             .session_ended(EndReason::UserDisabled.as_str(), ended as u64);

@@ -98,6 +98,7 @@ impl SessionService {
                     after.as_ref(),
                     EXPIRED_BATCH,
                     EndReason::Expired.as_str(),
+                    self.latest_activity(),
                     |row| self.expires_at(row.created_at, row.last_activity),
                 )?;
                 total += ended;

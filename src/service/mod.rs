@@ -323,8 +323,15 @@ impl SessionService {
     // ----- shared steps -----
 
     fn end(&self, conn: &mut DbConnection, id: &SessionId, reason: EndReason) -> Result<bool> {
+        let ended = sessions::end(
+            conn,
+            id.as_str(),
+            reason.as_str(),
+            self.now(),
+            self.latest_activity(),
+        )?;
+        // Only once the record holds it: a failed end keeps the renewal for the next try.
         self.activity.forget(id.as_str());
-        let ended = sessions::end(conn, id.as_str(), reason.as_str(), self.now())?;
         if let Some(record) = &ended {
             self.telemetry.session_ended(reason.as_str(), 1);
             log::info!(
@@ -337,6 +344,12 @@ impl SessionService {
             );
         }
         Ok(ended.is_some())
+    }
+
+    /// What every end path records as a session's last activity: the stored one or the later
+    /// renewal still pending here (SPEC 3: the history shows what the client was last told).
+    pub(crate) fn latest_activity(&self) -> impl Fn(&SessionRow) -> NaiveDateTime + '_ {
+        |row| self.activity.latest(&row.session_id, row.last_activity)
     }
 
     fn open_with_password(

@@ -174,6 +174,9 @@ pub fn store_activity(
     }))
 }
 
+/// The history record of an ended session. `row.last_activity` must already be the last
+/// activity the session really had (the caller's `latest`), not only what was stored: renewals
+/// pending in memory belong in the record (SPEC 3).
 fn history_of(row: SessionRow, ended_at: NaiveDateTime, reason: &str) -> HistoryRow {
     HistoryRow {
         session_id: row.session_id,
@@ -190,12 +193,23 @@ fn history_of(row: SessionRow, ended_at: NaiveDateTime, reason: &str) -> History
     }
 }
 
+/// The last activity a removed row really had: the stored one, or a later one the caller holds
+/// in memory. Every end takes one, so that no end path records less than the client was told.
+pub trait LatestActivity: Fn(&SessionRow) -> NaiveDateTime {}
+impl<F: Fn(&SessionRow) -> NaiveDateTime> LatestActivity for F {}
+
+fn with_latest(mut row: SessionRow, latest: &impl LatestActivity) -> SessionRow {
+    row.last_activity = latest(&row).max(row.last_activity);
+    row
+}
+
 /// Ends one session: removes it and records why. `None` when no such session was stored.
 pub fn end(
     conn: &mut DbConnection,
     session_id: &str,
     reason: &str,
     ended_at: NaiveDateTime,
+    latest: impl LatestActivity,
 ) -> QueryResult<Option<HistoryRow>> {
     on_backend!(conn, |c| c.write_transaction(|c| {
         let row = diesel::delete(sessions::table.find(session_id))
@@ -203,6 +217,7 @@ pub fn end(
             .get_result(c)
             .optional()?;
         let Some(row) = row else { return Ok(None) };
+        let row = with_latest(row, &latest);
         let record = history_of(row, ended_at, reason);
         diesel::insert_into(session_history::table)
             .values(&record)
@@ -217,6 +232,7 @@ pub fn end_all_of_user(
     user_id: &str,
     reason: &str,
     ended_at: NaiveDateTime,
+    latest: impl LatestActivity,
 ) -> QueryResult<usize> {
     on_backend!(conn, |c| c.write_transaction(|c| {
         let rows: Vec<SessionRow> =
@@ -225,7 +241,7 @@ pub fn end_all_of_user(
                 .get_results(c)?;
         let records: Vec<HistoryRow> = rows
             .into_iter()
-            .map(|r| history_of(r, ended_at, reason))
+            .map(|r| history_of(with_latest(r, &latest), ended_at, reason))
             .collect();
         for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
             diesel::insert_into(session_history::table)
@@ -272,8 +288,8 @@ pub enum Expiry {
 /// Where a removal pass has got to: the key of the last session it selected.
 pub type ExpiryKey = (NaiveDateTime, String);
 
-/// Ends up to `limit` expired sessions in one transaction, recording each with the end time
-/// `ended_at` gives it, starting after `after` in the pass's index order. Returns the key to
+/// Ends up to `limit` expired sessions in one transaction, recording each with its `latest`
+/// activity and the end time `ended_at` gives it (from that activity), starting after `after` in the pass's index order. Returns the key to
 /// start the next batch after (`None`: nothing was left) and how many this call ended (fewer
 /// than selected when another instance ended some first).
 ///
@@ -286,6 +302,7 @@ pub fn end_expired_batch(
     after: Option<&ExpiryKey>,
     limit: i64,
     reason: &str,
+    latest: impl LatestActivity,
     ended_at: impl Fn(&SessionRow) -> NaiveDateTime,
 ) -> QueryResult<(Option<ExpiryKey>, usize)> {
     on_backend!(conn, |c| c.write_transaction(|c| {
@@ -327,6 +344,7 @@ pub fn end_expired_batch(
         let records: Vec<HistoryRow> = rows
             .into_iter()
             .map(|r| {
+                let r = with_latest(r, &latest);
                 let at = ended_at(&r);
                 history_of(r, at, reason)
             })

@@ -20,14 +20,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const LISTENING: &str = "listening on http://";
 
 /// A temporary working directory and the settings every command there runs with.
-struct Site {
-    dir: tempfile::TempDir,
+pub(crate) struct Site {
+    pub(crate) dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Site {
     /// Its own SQLite file, and port 0 so that `serve` never takes a port another test wants.
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let site = Self::bare();
         let url = format!("sqlite://{}", site.path().join("s.db").display());
         site.with("DATABASE_URL", &url)
@@ -35,7 +35,7 @@ impl Site {
     }
 
     /// No setting at all: what an administrator gets who just runs the binary.
-    fn bare() -> Self {
+    pub(crate) fn bare() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             env: Vec::new(),
@@ -43,7 +43,7 @@ impl Site {
     }
 
     /// Sets (or replaces) an environment variable for every command run here.
-    fn with(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: &str) -> Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -54,7 +54,7 @@ impl Site {
         self
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -64,7 +64,7 @@ impl Site {
         path
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         // Nothing from the environment running the tests: only what the test sets.
         for (key, _) in std::env::vars_os() {
@@ -110,7 +110,7 @@ impl Site {
     }
 
     /// `user add USER --password-stdin`, which must succeed.
-    fn add_user(&self, user: &str, password: &str) {
+    pub(crate) fn add_user(&self, user: &str, password: &str) {
         self.run_stdin(
             &["user", "add", user, "--password-stdin"],
             &format!("{password}\n"),
@@ -180,7 +180,7 @@ impl Site {
         self.run(&["sessions", "delete", "--", session_id])
     }
 
-    fn serve(&self) -> Server {
+    pub(crate) fn serve(&self) -> Server {
         Server::start(self.command(&["serve"]))
     }
 }
@@ -288,10 +288,10 @@ fn finish(mut child: Child, what: &str) -> Output {
 
 /// A running `sessiond serve`, killed when dropped, so that a failed assertion leaves nothing
 /// behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     /// The endpoint URL from the log line `listening on …`.
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
     client: reqwest::blocking::Client,
@@ -305,7 +305,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(mut cmd: Command) -> Self {
+    pub(crate) fn start(mut cmd: Command) -> Self {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -363,7 +363,7 @@ impl Server {
     }
 
     /// Kills the server and returns everything it logged.
-    fn stop(&mut self) -> String {
+    pub(crate) fn stop(&mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {
@@ -372,12 +372,12 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// A SOAP 1.1 call of `op` with these child elements.
-    fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
         let resp = self
             .client
             .post(&self.url)
@@ -388,17 +388,17 @@ impl Server {
         Reply::from(resp)
     }
 
-    fn try_get_session(&self, user: &str, password: &str) -> Reply {
+    pub(crate) fn try_get_session(&self, user: &str, password: &str) -> Reply {
         self.call("getSession", &[("userId", user), ("password", password)])
     }
 
-    fn get_session(&self, user: &str, password: &str) -> String {
+    pub(crate) fn get_session(&self, user: &str, password: &str) -> String {
         let r = self.try_get_session(user, password);
         r.assert_ok();
         r.value("sessionId").expect("a session ID")
     }
 
-    fn validate(&self, session_id: &str) -> bool {
+    pub(crate) fn validate(&self, session_id: &str) -> bool {
         let r = self.call("validateSession", &[("sessionId", session_id)]);
         r.assert_ok();
         r.value("valid").expect("a valid element") == "true"

@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod contract;
+mod crash;
 mod expiry;
 mod extended;
 mod helpers;
@@ -12,5 +13,6 @@ mod operator;
 mod outage;
 mod properties;
 mod protocol;
+mod storage;
 mod systemd;
 mod tls;

@@ -166,7 +166,10 @@ fn toml_value() -> impl Strategy<Value = String> {
 
 /// The loader's pure entry, as the fuzz target calls it.
 fn load(text: &str, env: &HashMap<String, String>) -> Option<Result<Config, ConfigError>> {
-    Some(Config::from_sources(Some((Path::new("fuzz.toml"), text)), env))
+    Some(Config::from_sources(
+        Some((Path::new("fuzz.toml"), text)),
+        env,
+    ))
 }
 
 proptest! {
