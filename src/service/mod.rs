@@ -18,6 +18,7 @@ pub mod clock;
 mod error;
 mod expiry;
 mod listing;
+mod lockout;
 pub mod passwords;
 mod view;
 
@@ -26,8 +27,10 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use crate::domain::{ClientName, ClientType, EndReason, Password, SessionId, UserId};
-use crate::store::sessions::{self, SessionRow};
+use crate::domain::{
+    redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
+};
+use crate::store::sessions::{self, Opened, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 
@@ -38,6 +41,7 @@ pub use auth::LoginTurn;
 use clock::Clock;
 pub use error::{Result, ServiceError};
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
+use lockout::UnknownNames;
 use passwords::Passwords;
 pub use view::SessionView;
 
@@ -57,6 +61,10 @@ pub struct Settings {
     /// Rows per page of an array result: a listing of 100k sessions is read and sent a page
     /// at a time, never held whole.
     pub page_rows: i64,
+    /// Most active sessions one user may have (SPEC 7); `None`: no cap.
+    pub max_sessions_per_user: Option<u32>,
+    /// What a login does when its user is at the cap.
+    pub session_limit_policy: LimitPolicy,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -73,6 +81,7 @@ pub struct SessionService {
     activity: ActivityLog,
     passwords: Passwords,
     logins: LoginGate,
+    unknown_names: UnknownNames,
 }
 
 impl SessionService {
@@ -87,6 +96,7 @@ impl SessionService {
             activity: ActivityLog::default(),
             passwords,
             logins,
+            unknown_names: UnknownNames::default(),
         })
     }
 
@@ -261,6 +271,7 @@ impl SessionService {
         if user.disabled {
             return Err(no_user());
         }
+        drop(conn);
         let (id, row) = self.new_session(
             &user.user_id,
             ClientType::clientless(),
@@ -268,7 +279,9 @@ impl SessionService {
             ctx,
             Some(caller.user.user_id.clone()),
         )?;
-        sessions::insert(&mut conn, &row)?;
+        if !self.store_session(&row)? {
+            return Err(no_user());
+        }
         log::info!(
             "clientless session {id} opened for {} by {}",
             row.user_id,
@@ -329,13 +342,67 @@ impl SessionService {
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
-        sessions::insert(&mut *self.conn()?, &row)?;
+        if !self.store_session(&row)? {
+            log::warn!("login of {} refused: disabled meanwhile", row.user_id);
+            return Err(ServiceError::AuthenticationFailed);
+        }
         log::info!(
             "session {id} opened for {} ({})",
             row.user_id,
             row.client_type
         );
         Ok(self.view(row, Some(id.as_str())))
+    }
+
+    /// Stores a new session if its user is still there and enabled (false if not), within the
+    /// per-user cap: ending the least recently active sessions to make room, or refusing with
+    /// `SessionLimitReached`, as the policy says. One write transaction behind the user's row
+    /// lock (see `sessions::open`), so the count is exact under concurrent logins on every
+    /// instance, and no session outlives a disable that was in flight.
+    ///
+    /// Active is judged by the stored last activity after this instance's pending renewals are
+    /// stored, the same on every instance and what listActiveSessionIds shows; another
+    /// instance's renewals are at most the activity lag late.
+    fn store_session(&self, row: &SessionRow) -> Result<bool> {
+        let now = self.now();
+        let cap = self
+            .settings
+            .max_sessions_per_user
+            .map(|max| sessions::Cap {
+                max,
+                cutoffs: self.cutoffs(now),
+                evict: match self.settings.session_limit_policy {
+                    LimitPolicy::Deny => None,
+                    LimitPolicy::EvictOldest => Some((EndReason::Evicted.as_str(), now)),
+                },
+            });
+        let mut conn = self.conn()?;
+        if cap.is_some() {
+            self.store_pending_on(&mut conn)?;
+        }
+        match sessions::open(&mut conn, row, cap)? {
+            Opened::Stored { evicted } => {
+                for record in evicted {
+                    self.activity.forget(&record.session_id);
+                    log::info!(
+                        "session {} of {} ended: {}",
+                        redact(&record.session_id),
+                        record.user_id,
+                        EndReason::Evicted.as_str()
+                    );
+                }
+                Ok(true)
+            }
+            Opened::NoEnabledUser => Ok(false),
+            Opened::CapReached => {
+                log::warn!(
+                    "login of {} refused: {} active sessions already",
+                    row.user_id,
+                    cap.map_or(0, |c| c.max)
+                );
+                Err(ServiceError::SessionLimitReached)
+            }
+        }
     }
 
     fn new_session(

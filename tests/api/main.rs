@@ -8,5 +8,7 @@ mod extended;
 mod helpers;
 mod hostile;
 mod legacy;
+mod login_race;
 mod outage;
 mod protocol;
+mod session_limit;
