@@ -12,3 +12,5 @@ mod login_race;
 mod outage;
 mod protocol;
 mod session_limit;
+mod systemd;
+mod tls;
