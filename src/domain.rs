@@ -34,6 +34,8 @@ pub enum DomainError {
     LongPassword,
     #[error("clientName must be at most {MAX_CLIENT_NAME_CHARS} printable characters")]
     ClientName,
+    #[error("unknown session limit policy '{0}' (expected deny or evict-oldest)")]
+    UnknownLimitPolicy(String),
 }
 
 /// Longest password accepted, in bytes: Argon2 takes any length, a flood of megabyte passwords
@@ -251,23 +253,62 @@ impl fmt::Display for Right {
     }
 }
 
-/// Why a session ended; stored in its history record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Closed,
-    Deleted,
-    Expired,
-    UserDisabled,
+/// Declares [`EndReason`] from one list: the variants, their stored names and [`EndReason::ALL`].
+macro_rules! end_reasons {
+    ($($variant:ident => $text:literal,)*) => {
+        /// Why a session ended; stored in its history record.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum EndReason {
+            $($variant,)*
+        }
+
+        impl EndReason {
+            pub const ALL: &'static [EndReason] = &[$(EndReason::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EndReason::$variant => $text,)*
+                }
+            }
+        }
+    };
 }
 
-impl EndReason {
+// One line per reason (SPEC 3).
+end_reasons! {
+    Closed => "closed",
+    Deleted => "deleted",
+    Expired => "expired",
+    UserDisabled => "user-disabled",
+    Evicted => "evicted",
+}
+
+/// What a login does when its user already has the most active sessions allowed (SPEC 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// The new login is refused (`SESSION_LIMIT_REACHED`).
+    Deny,
+    /// The user's least recently active session ends (reason `evicted`); the login succeeds.
+    EvictOldest,
+}
+
+impl LimitPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
-            EndReason::Closed => "closed",
-            EndReason::Deleted => "deleted",
-            EndReason::Expired => "expired",
-            EndReason::UserDisabled => "user-disabled",
+            LimitPolicy::Deny => "deny",
+            LimitPolicy::EvictOldest => "evict-oldest",
         }
+    }
+}
+
+impl FromStr for LimitPolicy {
+    type Err = DomainError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        [LimitPolicy::Deny, LimitPolicy::EvictOldest]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(value.trim()))
+            .ok_or_else(|| DomainError::UnknownLimitPolicy(value.to_owned()))
     }
 }
 
@@ -355,6 +396,24 @@ mod tests {
         assert!(ClientName::parse(&"é".repeat(257)).is_err());
         assert!(ClientName::parse("a\tb").is_err());
         assert!(ClientName::parse("").is_ok());
+    }
+
+    #[test]
+    fn end_reasons_have_distinct_names() {
+        let names: std::collections::HashSet<_> =
+            EndReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), EndReason::ALL.len());
+        assert!(names.contains("evicted"));
+    }
+
+    #[test]
+    fn limit_policies_parse_by_their_names_only() {
+        assert_eq!("deny".parse::<LimitPolicy>().unwrap(), LimitPolicy::Deny);
+        assert_eq!(
+            "Evict-Oldest".parse::<LimitPolicy>().unwrap(),
+            LimitPolicy::EvictOldest
+        );
+        assert!("evict".parse::<LimitPolicy>().is_err());
     }
 
     #[test]

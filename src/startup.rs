@@ -106,6 +106,8 @@ pub fn service_settings(c: &Config) -> Settings {
         hash_concurrency: c.hash_concurrency,
         login_wait: c.login_wait,
         page_rows: i64::from(c.list_page_size),
+        max_sessions_per_user: c.max_sessions_per_user,
+        session_limit_policy: c.session_limit_policy,
     }
 }
 

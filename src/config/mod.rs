@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::LimitPolicy;
 use read::*;
 
 pub use crate::telemetry::LogFormat;
@@ -114,6 +115,14 @@ macro_rules! config_settings {
         lockout_duration: Duration = DEFAULT_LOCKOUT_DURATION;
             key "lockout_duration", env "SESSIOND_LOCKOUT_DURATION", shown "15m",
             read Dur, within "1s" to "365d", then duration;
+        /// most active sessions one user may have, or off
+        max_sessions_per_user: Option<u32> = None;
+            key "max_sessions_per_user", env "SESSIOND_MAX_SESSIONS_PER_USER", shown "off",
+            read OptionalNumber, within "1" to "1000000", then optional_number;
+        /// at the cap: deny (SESSION_LIMIT_REACHED) or evict-oldest (the least recently active ends)
+        session_limit_policy: LimitPolicy = LimitPolicy::Deny;
+            key "session_limit_policy", env "SESSIOND_SESSION_LIMIT_POLICY", shown "deny",
+            read Text, then limit_policy;
         /// how long ended sessions stay in the history
         history_retention: Duration = DEFAULT_HISTORY_RETENTION;
             key "history_retention", env "SESSIOND_HISTORY_RETENTION", shown "30d",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use crate::domain::LimitPolicy;
 use crate::store::DatabaseUrl;
 
 /// A setting with a range: checks the value read against the row's bounds.
@@ -138,6 +139,35 @@ impl Bounded for OptionalDur {
     }
 }
 
+/// A whole number, or `off` (also `none` or empty) for none.
+#[derive(Debug)]
+pub(super) struct OptionalNumber(Option<Number>);
+
+impl<'de> Deserialize<'de> for OptionalNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a whole number or off")]
+        enum Either {
+            Number(u64),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(OptionalNumber(Some(Number(n)))),
+            Either::Text(s) => match s.trim() {
+                "off" | "none" | "" => Ok(OptionalNumber(None)),
+                _ => Number::deserialize(de::value::StrDeserializer::<D::Error>::new(&s))
+                    .map(|n| OptionalNumber(Some(n))),
+            },
+        }
+    }
+}
+
+impl Bounded for OptionalNumber {
+    fn within(&self, lo: &str, hi: &str) -> Result<(), String> {
+        self.0.as_ref().map_or(Ok(()), |n| n.within(lo, hi))
+    }
+}
+
 /// A list: comma-separated text, or in the file an array of strings.
 #[derive(Debug)]
 pub(super) struct List(Vec<String>);
@@ -198,6 +228,15 @@ pub(super) fn optional_duration(d: OptionalDur) -> Result<Option<Duration>, Stri
 
 pub(super) fn number<T: TryFrom<u64>>(n: Number) -> Result<T, String> {
     T::try_from(n.0).map_err(|_| format!("{} is too large", n.0))
+}
+
+pub(super) fn optional_number<T: TryFrom<u64>>(n: OptionalNumber) -> Result<Option<T>, String> {
+    n.0.map(number).transpose()
+}
+
+pub(super) fn limit_policy(t: Text) -> Result<LimitPolicy, String> {
+    t.0.parse()
+        .map_err(|e: crate::domain::DomainError| e.to_string())
 }
 
 pub(super) fn name(t: Text) -> Result<String, String> {

@@ -44,6 +44,7 @@ fn fault_of(e: &ServiceError) -> Fault {
         ServiceError::AccessDenied => FaultCode::AccessDenied,
         ServiceError::SessionNotFound => FaultCode::SessionNotFound,
         ServiceError::InvalidRequest(_) => FaultCode::InvalidRequest,
+        ServiceError::SessionLimitReached => FaultCode::SessionLimitReached,
         ServiceError::Unavailable | ServiceError::LoginsBusy => FaultCode::ServiceUnavailable,
         ServiceError::Internal => FaultCode::InternalError,
     };

@@ -6,7 +6,6 @@ use base64::Engine;
 
 use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
-use crate::store::sessions;
 use crate::store::users::{self, UserRow};
 use crate::telemetry::SECURITY;
 
@@ -83,18 +82,16 @@ impl SessionService {
     }
 
     /// Disables a user and ends all of its sessions (reason `user-disabled`); returns how many.
+    /// One transaction behind the user's row lock: no login in flight can leave it a session.
     pub fn disable_user(&self, user_id: &UserId) -> Result<usize> {
-        let mut conn = self.conn()?;
-        if users::set_disabled(&mut conn, user_id.as_str(), true)? == 0 {
-            return Err(no_user(user_id));
-        }
-        let ended = sessions::end_all_of_user(
-            &mut conn,
+        let ended = users::disable(
+            &mut *self.conn()?,
             user_id.as_str(),
             EndReason::UserDisabled.as_str(),
             self.now(),
             self.latest_activity(),
-        )?;
+        )?
+        .ok_or_else(|| no_user(user_id))?;
         self.telemetry
             .session_ended(EndReason::UserDisabled.as_str(), ended as u64);
         log::info!(

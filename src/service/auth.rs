@@ -7,14 +7,14 @@
 //! (`passwords.rs`) then never see more than the gate lets through.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{chrono_duration, Result, ServiceError, SessionService};
 use crate::domain::{ClientType, Password, SessionId, UserId};
 use crate::store::sessions::{self, SessionRow};
-use crate::store::users::{self, UserRow};
+use crate::store::users::{self, Reservation, UserRow};
 use crate::store::DbConnection;
 use crate::telemetry::{LoginResult, SECURITY};
 
@@ -128,10 +128,17 @@ impl SessionService {
         Ok(Caller { session, user })
     }
 
-    /// Checks a user's password with the lock-out rules; the user on success. A user ID or
-    /// password that could belong to no one (`None`) still costs a hash, so that no answer
-    /// comes sooner than a wrong password's. Every check is counted and a failure logged
-    /// with its real cause; `host` is the caller's address when there is one.
+    /// Checks a user's password with the lock-out rules; the user on success.
+    ///
+    /// Every name gets the same answers in the same order at the same cost. Each check is
+    /// reserved before its hash (a user's in its row, shared by every instance; a name that is
+    /// no user's in memory, see `lockout.rs`): with the threshold of checks in flight or failed,
+    /// the next waits for their outcome (a success opens the count again, a failure starts the
+    /// lock and it gets `AccountLocked`), so checks sent at once cannot overshoot it, and a
+    /// lock refuses before any hash. An unknown name, a disabled user and a wrong password then
+    /// cost the same Argon2 check and fail alike. A user ID or password that could belong to no
+    /// one (`None`) costs a hash too. Every check is counted and a failure logged with its real
+    /// cause; `host` is the caller's address when there is one.
     pub(crate) fn check_password(
         &self,
         user_id: Option<&UserId>,
@@ -168,51 +175,106 @@ impl SessionService {
         user_id: Option<&UserId>,
         password: Option<&Password>,
     ) -> Result<std::result::Result<UserRow, Refusal>> {
-        let user = match user_id {
-            Some(id) => users::find(&mut *self.conn()?, id.as_str())?,
-            None => None,
+        let Some(name) = user_id else {
+            // No user can have this name, so no user's answers can be told from its.
+            self.passwords.verify(None, password)?;
+            return Ok(Err(Refusal::UnknownUser));
+        };
+        let threshold = self.settings.lockout_threshold;
+        let (user, count) = self.reserve_check(name, threshold)?;
+        let cause = match &user {
+            None => Refusal::UnknownUser,
+            Some(u) if u.disabled => Refusal::Disabled,
+            Some(_) => Refusal::WrongPassword,
+        };
+        let Some(count) = count else {
+            return Ok(Err(Refusal::Locked));
         };
         // The connection is back in the pool while Argon2 runs.
         let matches = self
             .passwords
             .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)?;
-        let Some(user) = user else {
-            return Ok(Err(Refusal::UnknownUser));
-        };
-        if user.disabled {
-            return Ok(Err(Refusal::Disabled));
-        }
-        let now = self.now();
-        if user.locked_until.is_some_and(|until| until > now) {
-            return Ok(Err(Refusal::Locked));
-        }
-        let mut conn = self.conn()?;
-        if !matches {
-            let lock_until = now + chrono_duration(self.settings.lockout_duration);
-            let locked = users::record_failure(
-                &mut conn,
-                &user.user_id,
-                self.settings.lockout_threshold,
-                lock_until,
-            )?;
-            if locked {
-                log::warn!(
-                    target: SECURITY,
-                    event = "lockout",
-                    user = user.user_id.as_str(),
-                    until:% = lock_until.format("%Y-%m-%dT%H:%M:%SZ");
-                    "user locked out after {} failed password checks",
-                    self.settings.lockout_threshold
-                );
+        match user {
+            Some(user) if matches && !user.disabled => {
+                if threshold > 0 {
+                    users::clear_failures(&mut *self.conn()?, &user.user_id)?;
+                }
+                Ok(Ok(user))
             }
-            return Ok(Err(Refusal::WrongPassword));
+            user => {
+                if threshold > 0 && count >= threshold {
+                    let until = self.now() + chrono_duration(self.settings.lockout_duration);
+                    // Run for an unknown name too (it changes no row), to cost the same.
+                    let stored =
+                        users::record_failure(&mut *self.conn()?, name.as_str(), threshold, until)?;
+                    let locked = match user {
+                        Some(_) => stored,
+                        None => self
+                            .unknown_names
+                            .record_failure(name.as_str(), threshold, until),
+                    };
+                    if locked {
+                        log::warn!(
+                            target: SECURITY,
+                            event = "lockout",
+                            user = name.as_str(),
+                            until:% = until.format("%Y-%m-%dT%H:%M:%SZ");
+                            "user locked out after {threshold} failed password checks"
+                        );
+                    }
+                }
+                Ok(Err(cause))
+            }
         }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            users::clear_failures(&mut conn, &user.user_id)?;
+    }
+
+    /// The user (if any) and the reserved check's count, `None` for a lock in force; waits, at
+    /// most the login wait, while the count is full. With no lock-out, nothing is counted.
+    fn reserve_check(
+        &self,
+        name: &UserId,
+        threshold: u32,
+    ) -> Result<(Option<UserRow>, Option<u32>)> {
+        if threshold == 0 {
+            return Ok((users::find(&mut *self.conn()?, name.as_str())?, Some(0)));
         }
-        Ok(Ok(user))
+        let deadline = Instant::now() + self.settings.login_wait;
+        loop {
+            let now = self.now();
+            let full_until = now + chrono_duration(FULL_MARK);
+            // A fresh connection each time: none is held while waiting.
+            let stored = users::reserve_check(
+                &mut *self.conn()?,
+                name.as_str(),
+                threshold,
+                now,
+                full_until,
+            )?;
+            let (user, reservation) = match stored {
+                Some((user, r)) => (Some(user), r),
+                None => (
+                    None,
+                    self.unknown_names
+                        .reserve(name.as_str(), threshold, now, full_until),
+                ),
+            };
+            match reservation {
+                Reservation::Granted(n) => return Ok((user, Some(n))),
+                Reservation::Locked => return Ok((user, None)),
+                Reservation::Full if Instant::now() >= deadline => {
+                    return Err(ServiceError::LoginsBusy)
+                }
+                Reservation::Full => std::thread::sleep(FULL_POLL),
+            }
+        }
     }
 }
+
+/// How long a full count holds further checks back when the checks that filled it never
+/// finish (a crash mid-hash): far longer than a check takes, short enough not to lock anyone.
+const FULL_MARK: Duration = Duration::from_secs(60);
+/// How often a check waiting on a full count asks again.
+const FULL_POLL: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,9 @@ pub enum ServiceError {
     SessionNotFound,
     #[error("{0}")]
     InvalidRequest(String),
+    /// The user has the most active sessions allowed and the policy refuses a new one.
+    #[error("the user has the most sessions allowed; end one first")]
+    SessionLimitReached,
     #[error("the session store is unavailable")]
     Unavailable,
     /// More logins than the password checks can take waited past the login wait.

@@ -19,6 +19,7 @@ mod error;
 mod expiry;
 mod health;
 mod listing;
+mod lockout;
 pub mod passwords;
 mod view;
 
@@ -27,8 +28,10 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use crate::domain::{ClientName, ClientType, EndReason, Password, SessionId, UserId};
-use crate::store::sessions::{self, SessionRow};
+use crate::domain::{
+    redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
+};
+use crate::store::sessions::{self, Opened, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 use crate::telemetry::{Telemetry, SECURITY};
@@ -40,6 +43,7 @@ pub use auth::LoginTurn;
 use clock::Clock;
 pub use error::{Result, ServiceError};
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
+use lockout::UnknownNames;
 use passwords::Passwords;
 pub use view::SessionView;
 
@@ -59,6 +63,10 @@ pub struct Settings {
     /// Rows per page of an array result: a listing of 100k sessions is read and sent a page
     /// at a time, never held whole.
     pub page_rows: i64,
+    /// Most active sessions one user may have (SPEC 7); `None`: no cap.
+    pub max_sessions_per_user: Option<u32>,
+    /// What a login does when its user is at the cap.
+    pub session_limit_policy: LimitPolicy,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -77,6 +85,7 @@ pub struct SessionService {
     logins: LoginGate,
     /// Where logins, ended sessions and activity flushes are counted.
     telemetry: Arc<Telemetry>,
+    unknown_names: UnknownNames,
 }
 
 impl SessionService {
@@ -97,6 +106,7 @@ impl SessionService {
             passwords,
             logins,
             telemetry,
+            unknown_names: UnknownNames::default(),
         })
     }
 
@@ -276,6 +286,7 @@ impl SessionService {
         if user.disabled {
             return Err(no_user());
         }
+        drop(conn);
         let (id, row) = self.new_session(
             &user.user_id,
             ClientType::clientless(),
@@ -283,7 +294,9 @@ impl SessionService {
             ctx,
             Some(caller.user.user_id.clone()),
         )?;
-        sessions::insert(&mut conn, &row)?;
+        if !self.store_session(&row)? {
+            return Err(no_user());
+        }
         log::info!(
             target: SECURITY,
             event = "clientless_opened",
@@ -364,7 +377,10 @@ impl SessionService {
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
-        sessions::insert(&mut *self.conn()?, &row)?;
+        if !self.store_session(&row)? {
+            log::warn!("login of {} refused: disabled meanwhile", row.user_id);
+            return Err(ServiceError::AuthenticationFailed);
+        }
         log::info!(
             target: SECURITY,
             event = "login",
@@ -375,6 +391,60 @@ impl SessionService {
             "login succeeded"
         );
         Ok(self.view(row, Some(id.as_str())))
+    }
+
+    /// Stores a new session if its user is still there and enabled (false if not), within the
+    /// per-user cap: ending the least recently active sessions to make room, or refusing with
+    /// `SessionLimitReached`, as the policy says. One write transaction behind the user's row
+    /// lock (see `sessions::open`), so the count is exact under concurrent logins on every
+    /// instance, and no session outlives a disable that was in flight.
+    ///
+    /// Active is judged by the stored last activity after this instance's pending renewals are
+    /// stored, the same on every instance and what listActiveSessionIds shows; another
+    /// instance's renewals are at most the activity lag late.
+    fn store_session(&self, row: &SessionRow) -> Result<bool> {
+        let now = self.now();
+        let cap = self
+            .settings
+            .max_sessions_per_user
+            .map(|max| sessions::Cap {
+                max,
+                cutoffs: self.cutoffs(now),
+                evict: match self.settings.session_limit_policy {
+                    LimitPolicy::Deny => None,
+                    LimitPolicy::EvictOldest => Some((EndReason::Evicted.as_str(), now)),
+                },
+            });
+        let mut conn = self.conn()?;
+        if cap.is_some() {
+            self.store_pending_on(&mut conn)?;
+        }
+        match sessions::open(&mut conn, row, cap, self.latest_activity())? {
+            Opened::Stored { evicted } => {
+                for record in evicted {
+                    self.activity.forget(&record.session_id);
+                    self.telemetry.session_ended(EndReason::Evicted.as_str(), 1);
+                    log::info!(
+                        target: SECURITY,
+                        event = "session_ended",
+                        session = redact(&record.session_id).as_str(),
+                        user = record.user_id.as_str(),
+                        reason = EndReason::Evicted.as_str();
+                        "session ended"
+                    );
+                }
+                Ok(true)
+            }
+            Opened::NoEnabledUser => Ok(false),
+            Opened::CapReached => {
+                log::warn!(
+                    "login of {} refused: {} active sessions already",
+                    row.user_id,
+                    cap.map_or(0, |c| c.max)
+                );
+                Err(ServiceError::SessionLimitReached)
+            }
+        }
     }
 
     fn new_session(

@@ -19,6 +19,7 @@ pub enum FaultCode {
     AccessDenied,
     SessionNotFound,
     InvalidRequest,
+    SessionLimitReached,
     ServiceUnavailable,
     InternalError,
 }
@@ -90,6 +91,7 @@ impl FaultCode {
             FaultCode::AccessDenied => "ACCESS_DENIED",
             FaultCode::SessionNotFound => "SESSION_NOT_FOUND",
             FaultCode::InvalidRequest => "INVALID_REQUEST",
+            FaultCode::SessionLimitReached => "SESSION_LIMIT_REACHED",
             FaultCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             FaultCode::InternalError => "INTERNAL_ERROR",
         }

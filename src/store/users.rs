@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use super::{on_backend, DbConnection, WriteTransaction};
+use super::{DbConnection, WriteTransaction};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -90,9 +90,65 @@ pub fn set_rights(
         .execute(conn)
 }
 
-/// Counts one failed password check and locks the user at `threshold` failures, in one
-/// transaction so that instances sharing the database share the count. True when this failure
-/// locked the user.
+/// What asking for a password check came to ([`reserve_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The check may run; the count of checks since the last success, this one included.
+    Granted(u32),
+    /// As many checks as the threshold are in flight or failed, none finished as a lock yet:
+    /// ask again shortly (their outcome decides).
+    Full,
+    /// A lock is in force.
+    Locked,
+}
+
+/// Reserves one password check before it runs, so that checks still in flight count toward the
+/// lock-out on every instance sharing the database: at most `threshold` checks run between a
+/// success and a lock, however many are sent at once. The user's row (locked, so that the
+/// reservations of every instance are taken one after another) with the outcome; `None` when
+/// there is no such user.
+///
+/// The row's states: open (`locked_until` empty or past; `failed_logins` checks since the last
+/// success); full (the check that reached the threshold marked `locked_until` with
+/// `full_until` and `failed_logins` stays at the threshold: others wait for it); locked
+/// (`record_failure` turned full into a lock: `locked_until` in the future, the count back to
+/// 0). A lock or mark that has run out opens the row again with this check as the first, so
+/// checks that never finished (a crash mid-hash) hold the user up for `full_until` at most.
+pub fn reserve_check(
+    conn: &mut DbConnection,
+    user_id: &str,
+    threshold: u32,
+    now: NaiveDateTime,
+    full_until: NaiveDateTime,
+) -> QueryResult<Option<(UserRow, Reservation)>> {
+    let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
+    conn.write_transaction(|conn| {
+        let Some(row) = lock(conn, user_id)? else {
+            return Ok(None);
+        };
+        let reservation = match row.locked_until {
+            Some(until) if until > now && row.failed_logins >= threshold => Reservation::Full,
+            Some(until) if until > now => Reservation::Locked,
+            _ => {
+                let n = match row.locked_until {
+                    Some(_) => 1,
+                    None => row.failed_logins.saturating_add(1),
+                };
+                diesel::update(users::table.find(user_id))
+                    .set((
+                        users::failed_logins.eq(n),
+                        users::locked_until.eq((n >= threshold).then_some(full_until)),
+                    ))
+                    .execute(conn)?;
+                Reservation::Granted(u32::try_from(n).unwrap_or(0))
+            }
+        };
+        Ok(Some((row, reservation)))
+    })
+}
+
+/// A failed check: when the row is full (see [`reserve_check`]), the lock starts, until
+/// `lock_until`. True when this call started it. A row a success has opened since stays open.
 pub fn record_failure(
     conn: &mut DbConnection,
     user_id: &str,
@@ -100,28 +156,57 @@ pub fn record_failure(
     lock_until: NaiveDateTime,
 ) -> QueryResult<bool> {
     let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
-    on_backend!(conn, |c| c.write_transaction(|c| {
-        diesel::update(users::table.find(user_id))
-            .set(users::failed_logins.eq(users::failed_logins + 1))
-            .execute(c)?;
-        let mut locked = 0;
-        if threshold > 0 {
-            locked = diesel::update(
-                users::table
-                    .find(user_id)
-                    .filter(users::failed_logins.ge(threshold)),
-            )
-            .set((
-                users::failed_logins.eq(0),
-                users::locked_until.eq(Some(lock_until)),
-            ))
-            .execute(c)?;
-        }
-        Ok(locked > 0)
-    }))
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::failed_logins.ge(threshold)),
+    )
+    .set((
+        users::failed_logins.eq(0),
+        users::locked_until.eq(Some(lock_until)),
+    ))
+    .execute(conn)
+    .map(|n| n > 0)
 }
 
-/// A successful check: forget earlier failures and any lock that has run out.
+/// Locks the user's row until the end of the write transaction it is called in, and reads it:
+/// the one serializing step per user of everything that must agree with `disabled` and with
+/// the user's session count (a login's insert, disabling). PostgreSQL: `FOR NO KEY UPDATE`,
+/// which waits for and blocks the other writers of the row but not the foreign-key checks of
+/// session inserts. SQLite: the write transaction (`BEGIN IMMEDIATE`) already holds the
+/// database's one write lock.
+pub fn lock(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<UserRow>> {
+    let query = users::table.find(user_id);
+    match conn {
+        DbConnection::Postgres(c) => query
+            .select(UserRow::as_select())
+            .for_no_key_update()
+            .first(c)
+            .optional(),
+        DbConnection::Sqlite(c) => query.select(UserRow::as_select()).first(c).optional(),
+    }
+}
+
+/// Disables a user and ends all of its sessions in one write transaction, the user's row first:
+/// a login that locked the row before has committed its session, which is then ended here; one
+/// that locks it after sees `disabled`. `None` when there is no such user; else how many ended.
+pub fn disable(
+    conn: &mut DbConnection,
+    user_id: &str,
+    reason: &str,
+    ended_at: NaiveDateTime,
+    latest: impl super::sessions::LatestActivity,
+) -> QueryResult<Option<usize>> {
+    conn.write_transaction(|conn| {
+        if set_disabled(conn, user_id, true)? == 0 {
+            return Ok(None);
+        }
+        super::sessions::end_all_of_user(conn, user_id, reason, ended_at, latest).map(Some)
+    })
+}
+
+/// A successful check: the count starts again, and the row is open (a check that started during
+/// a lock never gets here, so a lock this lifts is one started by checks racing this one).
 pub fn clear_failures(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
         .set((
