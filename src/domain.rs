@@ -258,6 +258,7 @@ pub enum EndReason {
     Deleted,
     Expired,
     UserDisabled,
+    PasswordChanged,
 }
 
 impl EndReason {
@@ -267,6 +268,7 @@ impl EndReason {
             EndReason::Deleted => "deleted",
             EndReason::Expired => "expired",
             EndReason::UserDisabled => "user-disabled",
+            EndReason::PasswordChanged => "password-changed",
         }
     }
 }
