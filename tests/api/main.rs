@@ -9,4 +9,5 @@ mod helpers;
 mod hostile;
 mod legacy;
 mod outage;
+mod policy;
 mod protocol;
