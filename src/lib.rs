@@ -9,3 +9,4 @@ pub mod service;
 pub mod soap;
 pub mod startup;
 pub mod store;
+pub mod tls;

@@ -212,6 +212,11 @@ fn serve(config: Config) -> Result<(), String> {
         let app = Application::build(config)
             .await
             .map_err(|e| e.to_string())?;
+        // Migrated and listening: a `Type=notify` unit counts as started from here. Without
+        // NOTIFY_SOCKET (not under systemd) this does nothing.
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            log::warn!("cannot tell systemd we are ready: {e}");
+        }
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }

@@ -1,6 +1,7 @@
 //! Building a running server from a [`Config`]: the store (migrated), the first-start admin,
-//! the service, the background tasks, and the HTTP server on a bound listener. Tests bind
-//! port 0 and ask [`Application::port`] which one they got.
+//! the service, the background tasks, and the HTTP server on a bound listener (HTTPS when a
+//! certificate is configured, reloaded on SIGHUP). Tests bind port 0 and ask
+//! [`Application::port`] which one they got.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::http::{self, AppState};
 use crate::service::clock::{Clock, SystemClock};
 use crate::service::{NewAdmin, ServiceError, SessionService, Settings};
 use crate::store::Store;
+use crate::tls::{CertSummary, Certificates, TlsError};
 
 /// How often ended sessions past the retention period are purged from the history.
 const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -38,6 +40,8 @@ pub enum StartupError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot write the admin password to {path}: {source}")]
     AdminFile {
         path: String,
@@ -88,6 +92,15 @@ impl Application {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // Before the database is touched: a bad certificate file is the likelier mistake.
+        let certificates = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let (certificates, summary) = Certificates::load(cert, key)?;
+                log_certificate(cert, &summary, "serving");
+                Some(certificates)
+            }
+            _ => None,
+        };
         let setup = config.clone();
         let service = web::block(move || -> Result<_, StartupError> {
             let service = open_service(&setup, clock)?;
@@ -124,18 +137,27 @@ impl Application {
         })
         .workers(config.workers)
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
-        .shutdown_timeout(10)
-        .listen(listener)
+        .shutdown_timeout(10);
+        let server = match &certificates {
+            Some(certificates) => server.listen_rustls_0_23(listener, certificates.server_config()),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind {
             addr: config.bind,
             source,
         })?
         .run();
+        let scheme = if certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        reload_on_sighup(certificates);
 
         spawn_background(&service, &config);
         for path in &paths {
             log::info!(
-                "sessiond listening on http://{local}{path} (database: {:?}, location: {})",
+                "sessiond listening on {scheme}://{local}{path} (database: {:?}, location: {})",
                 config.database.backend,
                 config.location
             );
@@ -170,6 +192,60 @@ impl Application {
             Err(e) => log::error!("could not store pending activity at shutdown: {e}"),
         }
         result
+    }
+}
+
+// ----- SIGHUP: reload the TLS certificate -----
+
+/// Reads the certificate and key again on every SIGHUP; the server keeps running whatever the
+/// outcome, with the old pair when the new one is bad. Without TLS a SIGHUP (systemd's reload)
+/// is only logged, rather than ending the process as it would by default.
+fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            log::warn!("cannot listen for SIGHUP, so no certificate reload: {e}");
+            return;
+        }
+    };
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(certificates) = certificates.clone() else {
+                log::info!("SIGHUP: no TLS certificate configured, nothing to reload");
+                continue;
+            };
+            match web::block(move || {
+                let outcome = certificates.reload();
+                (certificates, outcome)
+            })
+            .await
+            {
+                Ok((certificates, Ok(summary))) => {
+                    log_certificate(certificates.cert_path(), &summary, "SIGHUP: now serving")
+                }
+                Ok((_, Err(e))) => {
+                    log::warn!("SIGHUP: {e}; still serving the previous certificate")
+                }
+                Err(e) => log::warn!(
+                    "SIGHUP: reload failed ({e}); still serving the previous certificate"
+                ),
+            }
+        }
+    });
+}
+
+fn log_certificate(path: &Path, summary: &CertSummary, what: &str) {
+    if summary.expired {
+        log::warn!(
+            "{what} the TLS certificate from {} ({summary}), which has EXPIRED",
+            path.display()
+        );
+    } else {
+        log::info!(
+            "{what} the TLS certificate from {} ({summary})",
+            path.display()
+        );
     }
 }
 

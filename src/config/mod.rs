@@ -152,6 +152,14 @@ macro_rules! config_settings {
         workers: usize = cpus();
             key "workers", env "SESSIOND_WORKERS", shown "cores",
             read Number, within "1" to "1024", then number;
+        /// PEM certificate chain, leaf first: with it the listener speaks HTTPS only; SIGHUP rereads it
+        tls_cert: Option<PathBuf> = None;
+            key "tls_cert", env "SESSIOND_TLS_CERT", shown "none",
+            read Text, then optional_file_path;
+        /// the certificate's PEM private key (unencrypted); both TLS settings or neither
+        tls_key: Option<PathBuf> = None;
+            key "tls_key", env "SESSIOND_TLS_KEY", shown "none",
+            read Text, then optional_file_path;
     } };
 }
 
@@ -349,11 +357,25 @@ impl Config {
                 .unwrap_or_else(|| env_name(key).to_owned())
         };
         config.apply(raw, origin)?;
+        config.check_tls_pair(&origin)?;
         config.cap_activity_lag(
             &origin("activity_lag"),
             origins.contains_key("activity_lag"),
         );
         Ok(config)
+    }
+
+    /// TLS needs both the certificate and its key; one alone names the missing one.
+    fn check_tls_pair(&self, origin: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
+        let (missing, given) = match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => ("tls_key", "tls_cert"),
+            (None, Some(_)) => ("tls_cert", "tls_key"),
+            _ => return Ok(()),
+        };
+        Err(ConfigError::Invalid {
+            setting: env_name(missing),
+            message: format!("not set, but {} is: TLS needs both", origin(given)),
+        })
     }
 
     /// SPEC 3: the lag is never more than a tenth of the timeout, whatever was asked; said in

@@ -231,6 +231,10 @@ pub(super) fn file_path(t: Text) -> Result<PathBuf, String> {
     Ok(PathBuf::from(t.0))
 }
 
+pub(super) fn optional_file_path(t: Text) -> Result<Option<PathBuf>, String> {
+    file_path(t).map(Some)
+}
+
 pub(super) fn ip_addresses(l: List) -> Result<Vec<IpAddr>, String> {
     l.0.iter()
         .map(|p| {

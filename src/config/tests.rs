@@ -311,3 +311,17 @@ fn durations_are_shown_in_their_largest_whole_unit() {
         ["0s", "200ms", "1500ms", "90s", "3m", "2h", "365d"]
     );
 }
+
+#[test]
+fn a_tls_certificate_without_a_key_names_the_missing_key() {
+    let err = from_env(&[("SESSIOND_TLS_CERT", "/etc/s/cert.pem")]).unwrap_err();
+    assert!(err.starts_with("SESSIOND_TLS_KEY:"), "{err}");
+    let err = from_env(&[("SESSIOND_TLS_KEY", "/etc/s/key.pem")]).unwrap_err();
+    assert!(err.starts_with("SESSIOND_TLS_CERT:"), "{err}");
+    let both = from_env(&[
+        ("SESSIOND_TLS_CERT", "c.pem"),
+        ("SESSIOND_TLS_KEY", "k.pem"),
+    ])
+    .unwrap();
+    assert_eq!(both.tls_key, Some(PathBuf::from("k.pem")));
+}

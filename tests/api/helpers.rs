@@ -24,10 +24,12 @@ pub struct TestDb {
     postgres: Option<String>,
 }
 
-/// The server the PostgreSQL runs use; SESSIOND_TEST_PG overrides it.
+/// The server the PostgreSQL runs use, a URL without a database: SESSIOND_TEST_PG, the one
+/// setting the interop tests (tests/interop/conftest.py) read too.
 fn postgres_server() -> String {
-    std::env::var("SESSIOND_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    let url = std::env::var("SESSIOND_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    url.trim_end_matches('/').to_owned()
 }
 
 fn postgres_admin(sql: &str) {

@@ -11,3 +11,5 @@ mod legacy;
 mod outage;
 mod policy;
 mod protocol;
+mod systemd;
+mod tls;

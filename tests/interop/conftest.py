@@ -11,9 +11,9 @@ These tests drive the real `sessiond` binary with real third-party SOAP clients
 Environment:
   SESSIOND_BIN            path of the binary (default: <repo>/target/debug/sessiond)
   SESSIOND_TEST_BACKEND   sqlite (default) or postgres
-  SESSIOND_TEST_PG_HOST / SESSIOND_TEST_PG_PORT / SESSIOND_TEST_PG_USER
-                          PostgreSQL server for the postgres backend
-                          (default 127.0.0.1 / 5432 / postgres; PGPASSWORD is honoured by psql)
+  SESSIOND_TEST_PG        PostgreSQL server for the postgres backend, a URL without a
+                          database where the tests may create databases (default
+                          postgres://postgres@127.0.0.1:5432; the API tests read it too)
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "sessiond"
 SERVICE_PATH = "/services/SessionService"
-LISTENING_RE = re.compile(r"listening on http://([\d.]+):(\d+)")
+# http, or https when SESSIOND_TLS_CERT/SESSIOND_TLS_KEY are set.
+LISTENING_RE = re.compile(r"listening on (https?)://([\d.]+):(\d+)")
 START_TIMEOUT = 30.0
 CLI_TIMEOUT = 60.0
 
@@ -61,19 +62,13 @@ def _child_env(database_url: str, **extra: str) -> dict:
 # Database
 # --------------------------------------------------------------------------
 
-def _pg_settings() -> tuple[str, str, str]:
-    return (
-        os.environ.get("SESSIOND_TEST_PG_HOST", "127.0.0.1"),
-        os.environ.get("SESSIOND_TEST_PG_PORT", "5432"),
-        os.environ.get("SESSIOND_TEST_PG_USER", "postgres"),
-    )
+def _pg_server() -> str:
+    return os.environ.get("SESSIOND_TEST_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 
 
 def _psql(sql: str) -> None:
-    host, port, user = _pg_settings()
     proc = subprocess.run(
-        ["psql", "-h", host, "-p", port, "-U", user, "-d", "postgres",
-         "-v", "ON_ERROR_STOP=1", "-c", sql],
+        ["psql", f"{_pg_server()}/postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
         capture_output=True, text=True, timeout=CLI_TIMEOUT,
     )
     if proc.returncode != 0:
@@ -91,11 +86,10 @@ def database_url(tmp_dir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite://{(tmp_dir / 'sessiond.db').resolve()}"
     elif backend in ("postgres", "postgresql"):
-        host, port, user = _pg_settings()
         name = "sessiond_it_" + uuid.uuid4().hex[:16]
         _psql(f"CREATE DATABASE {name}")
         try:
-            yield f"postgres://{user}@{host}:{port}/{name}"
+            yield f"{_pg_server()}/{name}"
         finally:
             _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     else:
@@ -110,13 +104,13 @@ class SessiondServer:
     """One running `sessiond serve` process."""
 
     def __init__(self, proc: subprocess.Popen, log_path: Path, host: str, port: int,
-                 session_timeout: str):
+                 session_timeout: str, scheme: str = "http"):
         self.proc = proc
         self.log_path = log_path
         self.host = host
         self.port = port
         self.session_timeout = session_timeout
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"{scheme}://{host}:{port}"
         self.endpoint = self.base_url + SERVICE_PATH
         self.wsdl11 = self.endpoint + "?wsdl"
         self.wsdl12 = self.endpoint + "?wsdl=soap12"
@@ -216,10 +210,11 @@ class SessiondInstance:
                 proc.kill()
                 proc.wait()
             raise AssertionError(
-                f"sessiond serve did not log 'listening on http://HOST:PORT' within "
+                f"sessiond serve did not log 'listening on http(s)://HOST:PORT' within "
                 f"{START_TIMEOUT:.0f}s (exit code {proc.returncode})\n"
                 f"{log_path.read_text(errors='replace')}")
-        server = SessiondServer(proc, log_path, match.group(1), int(match.group(2)), timeout)
+        server = SessiondServer(proc, log_path, match.group(2), int(match.group(3)), timeout,
+                                scheme=match.group(1))
         self.servers.append(server)
         return server
 
