@@ -281,6 +281,7 @@ end_reasons! {
     Expired => "expired",
     UserDisabled => "user-disabled",
     Evicted => "evicted",
+    PasswordChanged => "password-changed",
 }
 
 /// What a login does when its user already has the most active sessions allowed (SPEC 7).

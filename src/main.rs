@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use sessiond::config::Config;
-use sessiond::domain::{Department, Password, Right, SessionId, UserId};
+use sessiond::domain::{Department, EndReason, Password, Right, SessionId, UserId};
 use sessiond::service::clock::SystemClock;
 use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
@@ -63,12 +63,15 @@ enum UserCommand {
         #[arg(long)]
         department: Option<String>,
     },
-    /// Set a user's password (also lifts a lock-out)
+    /// Set a user's password (also lifts a lock-out) and end the user's sessions
     Passwd {
         /// The user's ID
         user: String,
         #[command(flatten)]
         password: PasswordInput,
+        /// Leave the user's sessions running (by default they end, reason: password-changed)
+        #[arg(long)]
+        keep_sessions: bool,
     },
     /// Disable a user and end all of its sessions
     Disable {
@@ -120,6 +123,19 @@ enum SessionsCommand {
     },
     /// Remove every expired session
     DeleteExpired,
+    /// End every session of one user, or of everyone (reason: deleted)
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["user", "all"])))]
+    End {
+        /// End the sessions of this user
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// End every session of every user (needs --yes)
+        #[arg(long)]
+        all: bool,
+        /// Confirm --all
+        #[arg(long, conflicts_with = "user")]
+        yes: bool,
+    },
     /// Show a session's details, ended ones included
     Info {
         /// The session's ID
@@ -175,6 +191,18 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             user(&service, cmd)
         }
         Command::Sessions(cmd) => {
+            if let SessionsCommand::End {
+                all: true,
+                yes: false,
+                ..
+            } = cmd
+            {
+                // Refused before the database is opened: nothing has happened yet.
+                return Err(
+                    "sessions end --all ends every session of every user: add --yes to confirm"
+                        .into(),
+                );
+            }
             let service =
                 open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             sessions(&service, cmd)
@@ -259,11 +287,20 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             audit("user_add", &user, "user added");
             println!("added user {user}");
         }
-        UserCommand::Passwd { user, .. } => {
-            s.set_password(&parse_user(&user)?, &read_password()?)
+        UserCommand::Passwd {
+            user,
+            keep_sessions,
+            ..
+        } => {
+            let ended = s
+                .set_password(&parse_user(&user)?, &read_password()?, keep_sessions)
                 .map_err(e)?;
             audit("user_passwd", &user, "password set");
-            println!("password of {user} set");
+            if keep_sessions {
+                println!("password of {user} set; sessions kept");
+            } else {
+                println!("password of {user} set; ended {ended} sessions");
+            }
         }
         UserCommand::Disable { user } => {
             let ended = s.disable_user(&parse_user(&user)?).map_err(e)?;
@@ -366,6 +403,18 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
                 &format!("{n} expired sessions removed"),
             );
             println!("removed {n} expired sessions");
+        }
+        SessionsCommand::End {
+            user: Some(user), ..
+        } => {
+            let n = s
+                .end_sessions_of_user(&parse_user(&user)?, EndReason::Deleted)
+                .map_err(e)?;
+            println!("ended {n} sessions of {user}");
+        }
+        SessionsCommand::End { .. } => {
+            let n = s.end_all_sessions(EndReason::Deleted).map_err(e)?;
+            println!("ended {n} sessions");
         }
         SessionsCommand::Info { session_id } => {
             let v = s.session_info(&parse_session(&session_id)?).map_err(e)?;

@@ -102,6 +102,7 @@ pub fn service_settings(c: &Config) -> Settings {
         location: c.location.clone(),
         lockout_threshold: c.lockout_threshold,
         lockout_duration: c.lockout_duration,
+        password_min_length: c.password_min_length,
         history_retention: c.history_retention,
         hash_concurrency: c.hash_concurrency,
         login_wait: c.login_wait,

@@ -39,6 +39,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 pub const DEFAULT_LIST_PAGE_SIZE: u32 = 500;
 pub const DEFAULT_LOCKOUT_THRESHOLD: u32 = 5;
 pub const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,6 +124,10 @@ macro_rules! config_settings {
         session_limit_policy: LimitPolicy = LimitPolicy::Deny;
             key "session_limit_policy", env "SESSIOND_SESSION_LIMIT_POLICY", shown "deny",
             read Text, then limit_policy;
+        /// fewest characters a new password may have (older ones still work)
+        password_min_length: usize = DEFAULT_PASSWORD_MIN_LENGTH;
+            key "password_min_length", env "SESSIOND_PASSWORD_MIN_LENGTH", shown "8",
+            read Number, within "1" to "1024", then number;
         /// how long ended sessions stay in the history
         history_retention: Duration = DEFAULT_HISTORY_RETENTION;
             key "history_retention", env "SESSIOND_HISTORY_RETENTION", shown "30d",

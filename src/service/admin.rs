@@ -11,6 +11,8 @@ use crate::telemetry::SECURITY;
 
 /// The user the first start creates.
 const ADMIN: &str = "admin";
+/// Length of its random password, in URL-safe base64 characters (6 bits each).
+const ADMIN_PASSWORD_CHARS: usize = 24;
 
 /// The account the first start creates, and its one-time password.
 pub struct NewAdmin {
@@ -28,7 +30,7 @@ pub struct UserSummary {
     pub rights: Vec<Right>,
 }
 
-fn no_user(user_id: &UserId) -> ServiceError {
+pub(super) fn no_user(user_id: &UserId) -> ServiceError {
     ServiceError::InvalidRequest(format!("no user '{user_id}'"))
 }
 
@@ -50,6 +52,7 @@ impl SessionService {
         password: &Password,
         department: Option<&Department>,
     ) -> Result<()> {
+        self.check_new_password(password)?;
         if users::find(&mut *self.conn()?, user_id.as_str())?.is_some() {
             return Err(ServiceError::invalid(format!(
                 "user '{user_id}' already exists"
@@ -72,13 +75,28 @@ impl SessionService {
         Ok(())
     }
 
-    /// Sets a new password and lifts any lock.
-    pub fn set_password(&self, user_id: &UserId, password: &Password) -> Result<()> {
+    /// Sets a new password and lifts any lock; unless `keep_sessions`, then ends the user's
+    /// sessions (reason `password-changed`), so whoever held the old password holds nothing.
+    /// Returns how many sessions it ended. The CLI's `user passwd` and the console both come
+    /// here.
+    pub fn set_password(
+        &self,
+        user_id: &UserId,
+        password: &Password,
+        keep_sessions: bool,
+    ) -> Result<usize> {
+        self.check_new_password(password)?;
         let hash = self.passwords.hash(password)?;
-        match users::set_password(&mut *self.conn()?, user_id.as_str(), &hash)? {
-            0 => Err(no_user(user_id)),
-            _ => Ok(()),
+        if users::set_password(&mut *self.conn()?, user_id.as_str(), &hash)? == 0 {
+            return Err(no_user(user_id));
         }
+        // After the new hash is stored, so a login with the old password fails from now on.
+        // (One whose check against the old hash was already under way as the hash changed may
+        // still store its session after the sessions are ended here.)
+        if keep_sessions {
+            return Ok(0);
+        }
+        self.end_sessions_of_user(user_id, EndReason::PasswordChanged)
     }
 
     /// Disables a user and ends all of its sessions (reason `user-disabled`); returns how many.
@@ -168,12 +186,14 @@ impl SessionService {
         if users::count(&mut *self.conn()?)? > 0 {
             return Ok(None);
         }
-        let mut bytes = [0u8; 18];
+        // 24 characters (144 bits), or as many as the minimum asks for if it asks for more.
+        let length = ADMIN_PASSWORD_CHARS.max(self.settings.password_min_length);
+        let mut bytes = vec![0u8; (length * 3).div_ceil(4)];
         getrandom::fill(&mut bytes)
             .map_err(|e| ServiceError::internal(format!("the random source failed: {e}")))?;
-        let password =
-            Password::parse(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-                .map_err(ServiceError::internal)?;
+        let mut text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        text.truncate(length);
+        let password = Password::parse(text).map_err(ServiceError::internal)?;
         let admin = UserId::parse(ADMIN).map_err(ServiceError::internal)?;
         match self.add_user(&admin, &password, None) {
             Ok(()) => {}

@@ -15,9 +15,9 @@ use crate::telemetry::SECURITY;
 
 /// Expired sessions ended per transaction: small enough that a removal of a million never
 /// holds the write lock long enough to stall validateSession.
-const EXPIRED_BATCH: i64 = 2_000;
+pub(super) const EXPIRED_BATCH: i64 = 2_000;
 /// Pause between those transactions, so other writers get the lock in between.
-const BATCH_PAUSE: Duration = Duration::from_millis(2);
+pub(super) const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 impl SessionService {
     pub(crate) fn cutoffs(&self, now: NaiveDateTime) -> Cutoffs {

@@ -8,7 +8,8 @@
 //! The rooms: `error` (the kinds and what is logged vs shown), `auth` (callers, rights,
 //! password checks, lock-out, the login gate), `listing` (filters, pages), `expiry`
 //! (deadlines, pending activity, removal, history purge), `activity` (renewals in memory),
-//! `passwords` (the hashing threads), `view` (a session as clients see it), `admin` (the
+//! `passwords` (the hashing threads), `policy` (ending many sessions at once, the
+//! rule for new passwords), `view` (a session as clients see it), `admin` (the
 //! CLI's verbs), `clock`.
 
 pub mod activity;
@@ -21,6 +22,7 @@ mod health;
 mod listing;
 mod lockout;
 pub mod passwords;
+mod policy;
 mod view;
 
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct Settings {
     pub location: String,
     pub lockout_threshold: u32,
     pub lockout_duration: Duration,
+    /// Fewest characters (not bytes) a new password may have; stored ones are not judged.
+    pub password_min_length: usize,
     pub history_retention: Duration,
     /// Hashing threads; the login gate lets twice as many checks in, to keep them fed.
     pub hash_concurrency: usize,

@@ -449,3 +449,177 @@ pub fn count_active(conn: &mut DbConnection, cutoffs: Cutoffs) -> QueryResult<i6
     }
     q.count().get_result(conn)
 }
+
+/// Which sessions a bulk end takes: one user's, or everyone's.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    User(&'a str),
+    All,
+}
+
+/// Ends up to `limit` sessions of `scope` in one transaction, the next after `after` in ID
+/// order, each recorded with `reason` and `ended_at`. Returns the key to start the next batch
+/// after (`None`: nothing was left) and how many this call ended (fewer than it picked when
+/// another writer ended some first).
+///
+/// The rows never leave the database: on PostgreSQL one statement deletes them and inserts
+/// their history (`WITH moved AS (DELETE … RETURNING …) INSERT …`), on SQLite, which allows no
+/// DELETE in a WITH, an INSERT … SELECT and a DELETE over the same key range in one
+/// transaction that holds the write lock. Both walk an index in ID order from the last key,
+/// for the reason [`end_expired_batch`] gives.
+pub fn end_batch(
+    conn: &mut DbConnection,
+    scope: Scope<'_>,
+    after: Option<&str>,
+    limit: i64,
+    reason: &str,
+    ended_at: NaiveDateTime,
+) -> QueryResult<(Option<String>, usize)> {
+    match conn {
+        DbConnection::Postgres(c) => end_batch_postgres(c, scope, after, limit, reason, ended_at),
+        DbConnection::Sqlite(c) => end_batch_sqlite(c, scope, after, limit, reason, ended_at),
+    }
+}
+
+/// The columns a session and its history record share, in the order both tables list them.
+const SHARED_COLUMNS: &str = "session_id, user_id, client_type, client_name, host, location, \
+                              created_at, last_activity, created_by";
+
+#[derive(QueryableByName)]
+struct Moved {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    picked: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    last: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    ended: i64,
+}
+
+fn end_batch_postgres(
+    c: &mut diesel::PgConnection,
+    scope: Scope<'_>,
+    after: Option<&str>,
+    limit: i64,
+    reason: &str,
+    ended_at: NaiveDateTime,
+) -> QueryResult<(Option<String>, usize)> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    // Bind numbers follow the order the optional conditions are written in; the text differs
+    // per case (rather than `$1 IS NULL OR …`) so each case gets a plan that uses the index.
+    let mut conditions = Vec::new();
+    let mut n = 3;
+    if matches!(scope, Scope::User(_)) {
+        n += 1;
+        conditions.push(format!("user_id = ${n}"));
+    }
+    if after.is_some() {
+        n += 1;
+        conditions.push(format!("session_id > ${n}"));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "WITH picked AS (
+             SELECT session_id FROM sessions {filter} ORDER BY session_id LIMIT $1
+         ), moved AS (
+             DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM picked)
+             RETURNING {SHARED_COLUMNS}
+         ), recorded AS (
+             INSERT INTO session_history ({SHARED_COLUMNS}, ended_at, end_reason)
+             SELECT {SHARED_COLUMNS}, $2, $3 FROM moved
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM picked) AS picked,
+                (SELECT max(session_id) FROM picked) AS last,
+                (SELECT count(*) FROM recorded) AS ended"
+    );
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<diesel::pg::Pg>()
+        .bind::<BigInt, _>(limit)
+        .bind::<Timestamp, _>(ended_at)
+        .bind::<Text, _>(reason.to_owned());
+    if let Scope::User(user) = scope {
+        query = query.bind::<Text, _>(user.to_owned());
+    }
+    if let Some(key) = after {
+        query = query.bind::<Text, _>(key.to_owned());
+    }
+    let moved: Moved = query.get_result(c)?;
+    let next = (moved.picked == limit).then_some(moved.last).flatten();
+    Ok((next, moved.ended as usize))
+}
+
+fn end_batch_sqlite(
+    c: &mut diesel::SqliteConnection,
+    scope: Scope<'_>,
+    after: Option<&str>,
+    limit: i64,
+    reason: &str,
+    ended_at: NaiveDateTime,
+) -> QueryResult<(Option<String>, usize)> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text, Timestamp};
+    use diesel::sqlite::Sqlite;
+
+    type Condition<'a> = Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool> + 'a>;
+    // The batch is the key range (after, upto]: with the write lock held, the three statements
+    // below see the same rows.
+    let range = |upto: Option<&str>| -> Condition<'_> {
+        let mut cond: Condition<'_> = Box::new(sql::<Bool>("1 = 1"));
+        if let Scope::User(user) = scope {
+            cond = Box::new(cond.and(sessions::user_id.eq(user.to_owned())));
+        }
+        if let Some(key) = after {
+            cond = Box::new(cond.and(sessions::session_id.gt(key.to_owned())));
+        }
+        if let Some(key) = upto {
+            cond = Box::new(cond.and(sessions::session_id.le(key.to_owned())));
+        }
+        cond
+    };
+    c.write_transaction(|c| {
+        // The `limit`-th key from here, if there are that many: the batch's upper end.
+        let upto: Option<String> = sessions::table
+            .select(sessions::session_id)
+            .filter(range(None))
+            .order(sessions::session_id)
+            .offset(limit - 1)
+            .limit(1)
+            .get_result(c)
+            .optional()?;
+        let recorded = diesel::insert_into(session_history::table)
+            .values(sessions::table.filter(range(upto.as_deref())).select((
+                sessions::session_id,
+                sessions::user_id,
+                sessions::client_type,
+                sessions::client_name,
+                sessions::host,
+                sessions::location,
+                sessions::created_at,
+                sessions::last_activity,
+                sessions::created_by,
+                ended_at.into_sql::<Timestamp>(),
+                reason.to_owned().into_sql::<Text>(),
+            )))
+            .into_columns((
+                session_history::session_id,
+                session_history::user_id,
+                session_history::client_type,
+                session_history::client_name,
+                session_history::host,
+                session_history::location,
+                session_history::created_at,
+                session_history::last_activity,
+                session_history::created_by,
+                session_history::ended_at,
+                session_history::end_reason,
+            ))
+            .execute(c)?;
+        let deleted = diesel::delete(sessions::table.filter(range(upto.as_deref()))).execute(c)?;
+        debug_assert_eq!(recorded, deleted);
+        Ok((upto, deleted))
+    })
+}

@@ -449,7 +449,7 @@ fn user_add_reads_the_password_from_stdin_and_user_list_shows_the_department_and
 #[test]
 fn a_user_added_without_department_or_rights_is_listed_with_neither() {
     let site = Site::new();
-    site.add_user("bob", "pw-bob");
+    site.add_user("bob", "pw-bob-1");
     let bob = site.user("bob");
     assert_eq!(bob.department, "-");
     assert!(bob.rights.is_empty(), "{bob:?}");
@@ -458,7 +458,7 @@ fn a_user_added_without_department_or_rights_is_listed_with_neither() {
 #[test]
 fn revoke_takes_back_one_right_and_leaves_the_others() {
     let site = Site::new();
-    site.add_user("bob", "pw-bob");
+    site.add_user("bob", "pw-bob-1");
     site.run(&["user", "grant", "bob", "UpdateSessionRight"])
         .succeeded();
     site.run(&["user", "grant", "bob", "ViewSessionRight"])
@@ -488,7 +488,7 @@ fn set_department_sets_a_department_and_without_one_clears_it() {
 #[test]
 fn disable_and_enable_show_in_user_list() {
     let site = Site::new();
-    site.add_user("dave", "pw-dave");
+    site.add_user("dave", "pw-dave-1");
     site.run(&["user", "disable", "dave"]).succeeded();
     assert_eq!(site.user("dave").state, "disabled");
     site.run(&["user", "enable", "dave"]).succeeded();
@@ -552,9 +552,12 @@ fn user_add_with_no_password_on_stdin_fails() {
 #[test]
 fn adding_an_existing_user_fails_naming_it() {
     let site = Site::new();
-    site.add_user("alice", "pw-1");
-    site.run_stdin(&["user", "add", "alice", "--password-stdin"], "pw-2\n")
-        .failed_naming(&["alice"]);
+    site.add_user("alice", "pw-alice-1");
+    site.run_stdin(
+        &["user", "add", "alice", "--password-stdin"],
+        "pw-alice-2\n",
+    )
+    .failed_naming(&["alice"]);
 }
 
 #[test]
@@ -952,12 +955,12 @@ fn a_session_opened_over_http_is_listed_described_and_deleted_by_the_session_ver
 /// A running server and a session on it whose ID starts with `-`. One URL-safe ID in 64 does;
 /// clientless sessions cost no password hash, so asking for a few hundred is quick.
 fn session_starting_with_a_hyphen(site: &Site) -> (Server, String) {
-    site.add_user("root", "pw-root");
+    site.add_user("root", "pw-root-1");
     site.run(&["user", "grant", "root", "AdministratorRight"])
         .succeeded();
     site.add_user("alice", "pw-alice");
     let server = site.serve();
-    let admin = server.get_session("root", "pw-root");
+    let admin = server.get_session("root", "pw-root-1");
     let id = (0..2000)
         .find_map(|_| {
             let r = server.call(
@@ -1024,13 +1027,13 @@ fn expired_sessions_are_listed_and_removed_by_the_session_verbs() {
 fn user_disable_ends_that_users_sessions_and_refuses_new_ones_until_enabled() {
     let site = Site::new();
     site.add_user("alice", "pw-alice");
-    site.add_user("bob", "pw-bob");
+    site.add_user("bob", "pw-bob-1");
     let server = site.serve();
     let (a1, a2) = (
         server.get_session("alice", "pw-alice"),
         server.get_session("alice", "pw-alice"),
     );
-    let b = server.get_session("bob", "pw-bob");
+    let b = server.get_session("bob", "pw-bob-1");
 
     let out = site.run(&["user", "disable", "alice"]);
     out.succeeded();

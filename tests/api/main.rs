@@ -12,6 +12,7 @@ mod legacy;
 mod login_race;
 mod operator;
 mod outage;
+mod policy;
 mod properties;
 mod protocol;
 mod session_limit;

@@ -24,7 +24,7 @@ const KEPT: &str = "still serving the previous certificate";
 /// Reloads in a row under the running calls of the reload test.
 const REPEAT_RELOADS: usize = 5;
 const USER: &str = "alice";
-const PASSWORD: &str = "s3cret";
+const PASSWORD: &str = "s3cret-pw";
 
 /// A certificate authority of the test's own.
 struct Pki {

@@ -165,7 +165,7 @@ class SessiondInstance:
                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
         return proc
 
-    def add_user(self, user: str, password: str = "secret", department: Optional[str] = None,
+    def add_user(self, user: str, password: str = "secret-pw", department: Optional[str] = None,
                  rights: Sequence[str] = ()) -> None:
         args = ["user", "add", user, "--password-stdin"]
         if department is not None:
@@ -238,7 +238,7 @@ def sessiond(request, tmp_path, session_timeout) -> Iterator[SessiondInstance]:
     """A fresh database and a handle to add users and start `sessiond serve` on it.
 
     Usage:
-        sessiond.add_user("alice", "secret", rights=["ViewSessionRight"])
+        sessiond.add_user("alice", "secret-pw", rights=["ViewSessionRight"])
         server = sessiond.serve()            # or serve(session_timeout="2s")
         server.endpoint / server.wsdl11 / server.wsdl12
     """

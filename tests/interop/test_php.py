@@ -133,7 +133,7 @@ def test_php_expiry(sessiond, soap_version):
 
 
 def test_php_lockout(sessiond, soap_version):
-    roles = {"alice": ("alice", "alice-pw"), "bob": ("bob", "bob-pw")}
+    roles = {"alice": ("alice", "alice-pw"), "bob": ("bob", "bob-pw-1")}
     sessiond.add_user("alice", roles["alice"][1])
     sessiond.add_user("bob", roles["bob"][1])
     server = sessiond.serve()
@@ -155,7 +155,7 @@ LOCATION = "interop-node-a"
 def test_php_extended(sessiond, soap_version):
     roles = {
         "alice": ("alice", "s3cret wörd:x"),
-        "bob": ("bob", "bob-pw"),
+        "bob": ("bob", "bob-pw-1"),
         "carol": ("carol", "carol-pw"),
         "viewer": ("viewer", "viewer-pw"),
         "updater": ("updater", "updater-pw"),
@@ -163,7 +163,7 @@ def test_php_extended(sessiond, soap_version):
         "admin2": ("admin2", "admin2-pw"),
         "deptadmin": ("deptadmin", "deptadmin-pw"),
         "plain": ("plain", "plain-pw"),
-        "dave": ("dave", "dave-pw"),
+        "dave": ("dave", "dave-pw-1"),
     }
     rights = {"viewer": ["ViewSessionRight"], "updater": ["UpdateSessionRight"],
               "admin": ["AdministratorRight"], "admin2": ["AdministratorRight"],

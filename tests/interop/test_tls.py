@@ -15,7 +15,7 @@ import requests
 import zeep
 
 USER = "alice"
-PASSWORD = "s3cret"
+PASSWORD = "s3cret-pw"
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -128,12 +128,12 @@ class SessionClient:
         return exc
 
     # -- shortcuts ---------------------------------------------------------------
-    def login(self, user: str, password: str = "secret") -> str:
+    def login(self, user: str, password: str = "secret-pw") -> str:
         sid = self.call("getSession", userId=user, password=password)
         assert isinstance(sid, str) and SESSION_ID_RE.match(sid), f"bad session ID {sid!r}"
         return sid
 
-    def login_bw(self, user: str, password: str = "secret") -> str:
+    def login_bw(self, user: str, password: str = "secret-pw") -> str:
         sid = self.call("getBWSession", userId=user, password=password)
         assert isinstance(sid, str) and SESSION_ID_RE.match(sid), f"bad session ID {sid!r}"
         return sid
@@ -240,22 +240,22 @@ def test_get_session_and_validate(sessiond, soap):
 
 
 def test_authentication_failed(sessiond, soap):
-    sessiond.add_user("alice", "secret")
+    sessiond.add_user("alice", "secret-pw")
     c = connect(sessiond.serve(), soap)
 
     wrong = c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="wrong")
-    unknown = c.fault("AUTHENTICATION_FAILED", "getSession", userId="nobody", password="secret")
+    unknown = c.fault("AUTHENTICATION_FAILED", "getSession", userId="nobody", password="secret-pw")
     c.fault("AUTHENTICATION_FAILED", "getBWSession", userId="alice", password="wrong")
-    c.fault("AUTHENTICATION_FAILED", "getBWSession", userId="nobody", password="secret")
+    c.fault("AUTHENTICATION_FAILED", "getBWSession", userId="nobody", password="secret-pw")
     # Case matters: user IDs are not case-folded into a different account's password check.
-    c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="SECRET")
+    c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="SECRET-PW")
 
     # No user enumeration: same message for an unknown user and a wrong password.
     assert fault_message(wrong) == fault_message(unknown)
     assert wrong.message == unknown.message
 
     # The failures did not lock or break the account.
-    assert c.validate(c.login("alice", "secret")) is True
+    assert c.validate(c.login("alice", "secret-pw")) is True
 
 
 # ==============================================================================
@@ -568,31 +568,31 @@ def test_expiry(sessiond, soap):
 # ==============================================================================
 
 def test_lockout_after_five_failures(sessiond, soap):
-    sessiond.add_user("alice", "secret")
-    sessiond.add_user("bob", "secret")
+    sessiond.add_user("alice", "secret-pw")
+    sessiond.add_user("bob", "secret-pw")
     c = connect(sessiond.serve(), soap)
 
     c.login("alice")  # an earlier success does not matter: 5 consecutive failures lock
     for i in range(5):
         op = "getSession" if i % 2 == 0 else "getBWSession"
         c.fault("AUTHENTICATION_FAILED", op, userId="alice", password=f"wrong-{i}")
-    c.fault("ACCOUNT_LOCKED", "getSession", userId="alice", password="secret")
-    c.fault("ACCOUNT_LOCKED", "getBWSession", userId="alice", password="secret")
+    c.fault("ACCOUNT_LOCKED", "getSession", userId="alice", password="secret-pw")
+    c.fault("ACCOUNT_LOCKED", "getBWSession", userId="alice", password="secret-pw")
     # Other users are not affected.
-    assert c.validate(c.login("bob", "secret")) is True
+    assert c.validate(c.login("bob", "secret-pw")) is True
 
 
 def test_success_resets_failure_count(sessiond, soap):
-    sessiond.add_user("alice", "secret")
+    sessiond.add_user("alice", "secret-pw")
     c = connect(sessiond.serve(), soap)
 
     for _ in range(4):
         c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="wrong")
-    c.login("alice", "secret")
+    c.login("alice", "secret-pw")
     for _ in range(4):
         c.fault("AUTHENTICATION_FAILED", "getSession", userId="alice", password="wrong")
     # 4 + 4 failures, but not 5 consecutive ones: not locked.
-    assert c.validate(c.login_bw("alice", "secret")) is True
+    assert c.validate(c.login_bw("alice", "secret-pw")) is True
 
 
 # ==============================================================================
@@ -781,7 +781,7 @@ def check_ended(info, reason: str, ended):
     assert info.isCurrent is False
 
 
-def start(c: SessionClient, user: str, password: str = "secret", **optionals):
+def start(c: SessionClient, user: str, password: str = "secret-pw", **optionals):
     """startSession; returns the SessionInfo (checked against the wire)."""
     info = info_call(c, "startSession", userId=user, password=password, **optionals)
     assert SESSION_ID_RE.match(info.sessionId), f"bad session ID {info.sessionId!r}"
@@ -1131,7 +1131,7 @@ def test_extended_operations_and_expiry(sessiond, soap):
     for op, params in (("getCurrentSession", {}), ("getSessions", {}),
                        ("getSessionUser", {"targetSessionId": SELF}),
                        ("getSessionInfo", {"targetSessionId": SELF}),
-                       ("confirmId", {"password": "secret"})):
+                       ("confirmId", {"password": "secret-pw"})):
         sid = keep.login(c.login, "alice")
         others.append(keep.add(sid, renew=_call_renewer(c, op, **params)))
     idle = start(c, "alice", clientType="batch").sessionId
@@ -1142,7 +1142,7 @@ def test_extended_operations_and_expiry(sessiond, soap):
     keep.wait(timeout * 1.5)
     c.fault("INVALID_SESSION", "extendSession", sessionId=idle)
     c.fault("INVALID_SESSION", "getCurrentSession", sessionId=idle)
-    c.fault("INVALID_SESSION", "confirmId", sessionId=idle, password="secret")
+    c.fault("INVALID_SESSION", "confirmId", sessionId=idle, password="secret-pw")
     c.fault("INVALID_SESSION", "extendSession", sessionId=idle)
     assert c.validate(idle) is False, "extendSession revived an expired session"
     keep.renew()
@@ -1189,51 +1189,51 @@ def test_extended_operations_and_expiry(sessiond, soap):
 
 
 def test_confirm_id_and_lockout(sessiond, soap):
-    sessiond.add_user("alice", "secret")
-    sessiond.add_user("bob", "bob-pw")
+    sessiond.add_user("alice", "secret-pw")
+    sessiond.add_user("bob", "bob-pw-1")
     sessiond.add_user("carol", "carol-pw")
     c = connect(sessiond.serve(), soap)
 
-    a = c.login("alice", "secret")
-    bw = c.login_bw("alice", "secret")
-    assert c.call("confirmId", sessionId=a, password="secret") is True
-    assert c.call("confirmId", sessionId=bw, password="secret") is True
+    a = c.login("alice", "secret-pw")
+    bw = c.login_bw("alice", "secret-pw")
+    assert c.call("confirmId", sessionId=a, password="secret-pw") is True
+    assert c.call("confirmId", sessionId=bw, password="secret-pw") is True
     # A wrong password is false, not a fault; passwords are exact.
     assert c.call("confirmId", sessionId=a, password="wrong") is False
-    assert c.call("confirmId", sessionId=a, password="SECRET") is False
+    assert c.call("confirmId", sessionId=a, password="SECRET-PW") is False
     assert c.call("confirmId", sessionId=a, password="secret ") is False
-    c.fault("INVALID_SESSION", "confirmId", sessionId=BOGUS, password="secret")
+    c.fault("INVALID_SESSION", "confirmId", sessionId=BOGUS, password="secret-pw")
 
     # A success resets the count: 3 + 4 failures around one success do not lock.
-    assert c.call("confirmId", sessionId=a, password="secret") is True
+    assert c.call("confirmId", sessionId=a, password="secret-pw") is True
     for _ in range(4):
         assert c.call("confirmId", sessionId=a, password="wrong") is False
-    assert c.call("confirmId", sessionId=a, password="secret") is True
-    assert c.validate(c.login("alice", "secret")) is True
+    assert c.call("confirmId", sessionId=a, password="secret-pw") is True
+    assert c.validate(c.login("alice", "secret-pw")) is True
 
     # Five wrong confirmIds in a row lock the user.
     for i in range(5):
         assert c.call("confirmId", sessionId=a, password=f"wrong-{i}") is False
-    c.fault("ACCOUNT_LOCKED", "getSession", userId="alice", password="secret")
-    c.fault("ACCOUNT_LOCKED", "startSession", userId="alice", password="secret")
+    c.fault("ACCOUNT_LOCKED", "getSession", userId="alice", password="secret-pw")
+    c.fault("ACCOUNT_LOCKED", "startSession", userId="alice", password="secret-pw")
     # The right password does not confirm a locked user either.
     try:
-        confirmed = c.service.confirmId(sessionId=a, password="secret")
+        confirmed = c.service.confirmId(sessionId=a, password="secret-pw")
     except Fault as exc:
         assert fault_code(exc) == "ACCOUNT_LOCKED", f"confirmId while locked: {fault_code(exc)}"
     else:
         assert confirmed is False, "confirmId while locked returned true"
 
     # Failures of getSession, startSession and confirmId add up.
-    b = c.login("bob", "bob-pw")
+    b = c.login("bob", "bob-pw-1")
     c.fault("AUTHENTICATION_FAILED", "getSession", userId="bob", password="x1")
     c.fault("AUTHENTICATION_FAILED", "startSession", userId="bob", password="x2",
             clientType="erp")
     c.fault("AUTHENTICATION_FAILED", "getBWSession", userId="bob", password="x3")
     c.fault("AUTHENTICATION_FAILED", "startSession", userId="bob", password="x4")
     assert c.call("confirmId", sessionId=b, password="x5") is False
-    c.fault("ACCOUNT_LOCKED", "startSession", userId="bob", password="bob-pw")
-    c.fault("ACCOUNT_LOCKED", "getBWSession", userId="bob", password="bob-pw")
+    c.fault("ACCOUNT_LOCKED", "startSession", userId="bob", password="bob-pw-1")
+    c.fault("ACCOUNT_LOCKED", "getBWSession", userId="bob", password="bob-pw-1")
 
     # Others are not affected.
     carol = start(c, "carol", "carol-pw")

@@ -3,7 +3,7 @@
     from sessiond_client import Client
 
     client = Client("http://127.0.0.1:8080/services/SessionService")
-    with client.session("alice", "s3cret", keep_alive=True) as session:
+    with client.session("alice", "s3cret-pw", keep_alive=True) as session:
         print(session.info().expiration_time)
 """
 
