@@ -339,10 +339,10 @@ def test_a_bad_request_raises_invalid_request(server):
 
 def test_a_login_flood_beyond_the_hashing_capacity_raises_service_unavailable(server):
     # One hashing thread; a login whose password check has not been answered within
-    # SESSIOND_DB_TIMEOUT gets SERVICE_UNAVAILABLE (README: a login flood). A check takes about
+    # SESSIOND_LOGIN_WAIT gets SERVICE_UNAVAILABLE (README: a login flood). A check takes about
     # 0.15 s in a debug build, so 32 at once outlast a 2 s wait.
     server.add_user("alice")
-    client = Client(server.serve(SESSIOND_HASH_CONCURRENCY="1", SESSIOND_DB_TIMEOUT="2s"))
+    client = Client(server.serve(SESSIOND_HASH_CONCURRENCY="1", SESSIOND_LOGIN_WAIT="2s"))
 
     def login(_):
         try:
