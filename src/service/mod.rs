@@ -10,6 +10,8 @@
 pub mod activity;
 mod admin;
 pub mod clock;
+pub mod console;
+pub mod login_stats;
 pub mod passwords;
 
 use std::sync::Arc;
@@ -210,6 +212,7 @@ pub struct SessionService {
     settings: Settings,
     activity: ActivityLog,
     passwords: Passwords,
+    logins: login_stats::LoginStats,
 }
 
 impl SessionService {
@@ -221,6 +224,7 @@ impl SessionService {
             settings,
             activity: ActivityLog::default(),
             passwords,
+            logins: Default::default(),
         })
     }
 
@@ -757,7 +761,9 @@ impl SessionService {
         client_name: Option<String>,
         ctx: &CallContext,
     ) -> Result<SessionView> {
-        let user = self.check_password(user_id, password)?;
+        let checked = self.check_password(user_id, password);
+        self.logins.record(self.now(), checked.is_ok());
+        let user = checked?;
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
         let row = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;

@@ -1,0 +1,269 @@
+//! The admin console's reads: keyset pages of stored and ended sessions in every order the
+//! console offers, counts that stop at a bound, and the distinct values of a grouping column.
+//!
+//! Every query here is meant to touch a page's worth of index entries, whatever the table
+//! holds: a page seeks to its key in an index that leads with the filter and goes on in the
+//! page order (the console's migration adds them), a count stops at its bound, and distinct
+//! values are found by skipping through an index, one seek per value.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp};
+
+use super::history::HistoryRow;
+use super::schema::{session_history, sessions};
+use super::sessions::{Cutoffs, SessionRow, State};
+use super::{DbConnection, MultiBackend};
+
+/// The instant a sessions page is ordered by (then the ID, for ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Created,
+    LastActivity,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Created => "created_at",
+            SortKey::LastActivity => "last_activity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Ascending,
+    Descending,
+}
+
+/// A row's place in its order: the instant it is sorted by and its ID.
+pub type Key = (NaiveDateTime, String);
+
+/// Which page: the first, the one after a key (next), or the one before it (previous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seek {
+    First,
+    After(Key),
+    Before(Key),
+}
+
+/// The filters of the sessions page; absent ones match anything.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilters {
+    pub user_id: Option<String>,
+    pub client_type: Option<String>,
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionQuery {
+    pub state: State,
+    pub cutoffs: Cutoffs,
+    pub filters: SessionFilters,
+    pub sort: SortKey,
+    pub direction: Direction,
+}
+
+/// The filters of the history page.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilters {
+    pub user_id: Option<String>,
+    pub end_reason: Option<String>,
+}
+
+/// A column the overview groups sessions by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    ClientType,
+    Location,
+}
+
+impl Grouping {
+    fn column(self) -> &'static str {
+        match self {
+            Grouping::ClientType => "client_type",
+            Grouping::Location => "location",
+        }
+    }
+}
+
+/// `(column, session_id) <op> (instant, id)`, as a row value so that both databases seek
+/// straight to the key in an index on (…, column, session_id); see `sessions::after_key` for
+/// why not an OR.
+fn key_test(
+    column: &'static str,
+    greater: bool,
+    key: &Key,
+) -> diesel::expression::SqlLiteral<
+    Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+        + diesel::query_builder::QueryFragment<MultiBackend>,
+> {
+    let op = if greater { ">" } else { "<" };
+    diesel::dsl::sql::<Bool>(&format!("({column}, session_id) {op} ("))
+        .bind::<Timestamp, _>(key.0)
+        .sql(", ")
+        .bind::<Text, _>(key.1.clone())
+        .sql(")")
+}
+
+/// The state and filter conditions of a sessions query, on a boxed query of any selection.
+fn filtered<'a, ST: 'a>(
+    mut q: sessions::BoxedQuery<'a, MultiBackend, ST>,
+    query: &'a SessionQuery,
+) -> sessions::BoxedQuery<'a, MultiBackend, ST> {
+    let cut = query.cutoffs;
+    match (query.state, cut.lifetime) {
+        (State::Any, _) => {}
+        (State::Active, None) => q = q.filter(sessions::last_activity.ge(cut.idle)),
+        (State::Active, Some(life)) => {
+            q = q
+                .filter(sessions::last_activity.ge(cut.idle))
+                .filter(sessions::created_at.ge(life))
+        }
+        (State::Expired, None) => q = q.filter(sessions::last_activity.lt(cut.idle)),
+        (State::Expired, Some(life)) => {
+            q = q.filter(
+                sessions::last_activity
+                    .lt(cut.idle)
+                    .or(sessions::created_at.lt(life)),
+            )
+        }
+    }
+    if let Some(user) = &query.filters.user_id {
+        q = q.filter(sessions::user_id.eq(user));
+    }
+    if let Some(kind) = &query.filters.client_type {
+        q = q.filter(sessions::client_type.eq(kind));
+    }
+    if let Some(location) = &query.filters.location {
+        q = q.filter(sessions::location.eq(location));
+    }
+    q
+}
+
+/// One page of stored sessions, at most `limit`, in the query's order whichever way `seek`
+/// went: a previous page is read backwards from its key and turned round here.
+pub fn sessions_page(
+    conn: &mut DbConnection,
+    query: &SessionQuery,
+    seek: &Seek,
+    limit: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    let ascending = query.direction == Direction::Ascending;
+    // Reading backwards (a previous page) flips the order and the key test.
+    let (forward, key) = match seek {
+        Seek::First => (true, None),
+        Seek::After(k) => (true, Some(k)),
+        Seek::Before(k) => (false, Some(k)),
+    };
+    let up = ascending == forward;
+    let mut q = filtered(sessions::table.into_boxed(), query);
+    if let Some(k) = key {
+        q = q.filter(key_test(query.sort.column(), up, k));
+    }
+    q = match (query.sort, up) {
+        (SortKey::Created, true) => {
+            q.order((sessions::created_at.asc(), sessions::session_id.asc()))
+        }
+        (SortKey::Created, false) => {
+            q.order((sessions::created_at.desc(), sessions::session_id.desc()))
+        }
+        (SortKey::LastActivity, true) => {
+            q.order((sessions::last_activity.asc(), sessions::session_id.asc()))
+        }
+        (SortKey::LastActivity, false) => {
+            q.order((sessions::last_activity.desc(), sessions::session_id.desc()))
+        }
+    };
+    let mut rows: Vec<SessionRow> = q.limit(limit).load(conn)?;
+    if !forward {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// How many stored sessions match, counting no further than `bound`: the console shows "more
+/// than …" past it rather than have every page load count a million rows.
+pub fn count_sessions(
+    conn: &mut DbConnection,
+    query: &SessionQuery,
+    bound: i64,
+) -> QueryResult<i64> {
+    let q = filtered(
+        sessions::table
+            .select(diesel::dsl::sql::<Integer>("1"))
+            .into_boxed(),
+        query,
+    );
+    // The rows are a constant each; what is sent back is as small as a count.
+    let ones: Vec<i32> = q.limit(bound).load(conn)?;
+    Ok(ones.len() as i64)
+}
+
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+}
+
+/// The distinct values of a column among stored sessions, in order, at most `max`: one index
+/// seek per value (a recursive "next value after this one"), never a scan of the table.
+pub fn distinct_values(
+    conn: &mut DbConnection,
+    grouping: Grouping,
+    max: i64,
+) -> QueryResult<Vec<String>> {
+    let c = grouping.column();
+    let sql = format!(
+        "WITH RECURSIVE v(value) AS ( \
+           SELECT MIN({c}) FROM sessions \
+           UNION ALL \
+           SELECT (SELECT MIN({c}) FROM sessions WHERE {c} > v.value) FROM v \
+           WHERE v.value IS NOT NULL \
+         ) SELECT value FROM v WHERE value IS NOT NULL LIMIT {max}"
+    );
+    let rows: Vec<Value> = diesel::sql_query(sql).load(conn)?;
+    Ok(rows.into_iter().filter_map(|v| v.value).collect())
+}
+
+/// One page of ended sessions, newest first (end time, then ID), at most `limit`.
+pub fn history_page(
+    conn: &mut DbConnection,
+    filters: &HistoryFilters,
+    seek: &Seek,
+    limit: i64,
+) -> QueryResult<Vec<HistoryRow>> {
+    let mut q = session_history::table.into_boxed();
+    if let Some(user) = &filters.user_id {
+        q = q.filter(session_history::user_id.eq(user));
+    }
+    if let Some(reason) = &filters.end_reason {
+        q = q.filter(session_history::end_reason.eq(reason));
+    }
+    let forward = !matches!(seek, Seek::Before(_));
+    match seek {
+        Seek::First => {}
+        // Newest first: the next page holds older records, the previous one newer.
+        Seek::After(k) => q = q.filter(key_test("ended_at", false, k)),
+        Seek::Before(k) => q = q.filter(key_test("ended_at", true, k)),
+    }
+    q = if forward {
+        q.order((
+            session_history::ended_at.desc(),
+            session_history::session_id.desc(),
+        ))
+    } else {
+        q.order((
+            session_history::ended_at.asc(),
+            session_history::session_id.asc(),
+        ))
+    };
+    let mut rows: Vec<HistoryRow> = q.limit(limit).load(conn)?;
+    if !forward {
+        rows.reverse();
+    }
+    Ok(rows)
+}
