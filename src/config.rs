@@ -20,6 +20,7 @@
 //! - `SESSIOND_ADMIN_PASSWORD_FILE`: where the first start writes the `admin` password
 //! - `SESSIOND_TRUSTED_PROXIES`: proxy addresses whose X-Forwarded-For is believed
 //! - `SESSIOND_WORKERS`: HTTP worker threads
+//! - `SESSIOND_CONSOLE_PATH`: where the admin console is served, or `off`
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -41,6 +42,7 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
+pub const DEFAULT_CONSOLE_PATH: &str = "/admin/";
 
 const ENV_PREFIX: &str = "SESSIOND_";
 
@@ -67,6 +69,7 @@ const KEYS: &[&str] = &[
     "admin_password_file",
     "trusted_proxies",
     "workers",
+    "console_path",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +157,8 @@ pub struct Config {
     pub admin_password_file: PathBuf,
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
+    /// Ends with `/`; `None`: the console is off.
+    pub console_path: Option<String>,
 }
 
 impl Default for Config {
@@ -182,6 +187,7 @@ impl Default for Config {
             admin_password_file: PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE),
             trusted_proxies: Vec::new(),
             workers: cpus,
+            console_path: Some(DEFAULT_CONSOLE_PATH.to_owned()),
         }
     }
 }
@@ -291,6 +297,9 @@ impl Config {
         }
         if let Some(v) = sources.get("workers", |s| parse_number::<usize>(s, 1))? {
             c.workers = v;
+        }
+        if let Some(v) = sources.get("console_path", parse_console_path)? {
+            c.console_path = v;
         }
         Ok(c)
     }
@@ -466,6 +475,19 @@ fn parse_path(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `off`, or a path; a trailing `/` is added, since the console's pages live below it.
+fn parse_console_path(s: &str) -> Result<Option<String>, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let path = parse_path(s)?;
+    Ok(Some(if path.ends_with('/') {
+        path
+    } else {
+        format!("{path}/")
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,5 +568,18 @@ mod tests {
             (Backend::Sqlite, "/var/lib/s.db")
         );
         assert!(DatabaseUrl::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn the_console_path_gets_a_trailing_slash_and_off_turns_it_off() {
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(c.console_path.as_deref(), Some("/admin/"));
+        let c = Config::from_sources(None, &env(&[("SESSIOND_CONSOLE_PATH", "/ops")])).unwrap();
+        assert_eq!(c.console_path.as_deref(), Some("/ops/"));
+        let c = Config::from_sources(None, &env(&[("SESSIOND_CONSOLE_PATH", "off")])).unwrap();
+        assert_eq!(c.console_path, None);
+        let e =
+            Config::from_sources(None, &env(&[("SESSIOND_CONSOLE_PATH", "admin")])).unwrap_err();
+        assert!(e.to_string().contains("console_path") || e.to_string().contains("CONSOLE_PATH"));
     }
 }

@@ -13,6 +13,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
+use crate::console::{self, ConsoleSettings};
 use crate::http::{self, AppState};
 use crate::service::clock::{Clock, SystemClock};
 use crate::service::{NewAdmin, ServiceError, SessionService, Settings};
@@ -108,10 +109,16 @@ impl Application {
         });
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
+        // On the SOAP listener for now; on the admin listener once SESSIOND_ADMIN_BIND exists.
+        let console = config.console_path.clone().map(|path| ConsoleSettings {
+            path,
+            service: service.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(http::routes(routes_paths.clone()))
+                .configure(console::config(console.clone()))
         })
         .workers(config.workers)
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
