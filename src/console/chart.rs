@@ -106,6 +106,20 @@ impl Chart {
     pub fn left(&self) -> i32 {
         LEFT
     }
+
+    /// The middle of the scale, where a second grid line is drawn.
+    pub fn half_y(&self) -> i32 {
+        (TOP + BOTTOM) / 2
+    }
+
+    pub fn half_label(&self) -> String {
+        let half = f64::from(self.scale) / 2.0;
+        if half.fract() == 0.0 {
+            format!("{half:.0}")
+        } else {
+            format!("{half:.1}")
+        }
+    }
 }
 
 #[cfg(test)]
