@@ -28,7 +28,7 @@ use askama::Template;
 
 use crate::domain::{Password, Right};
 use crate::service::console::{
-    ConsoleUser, HistoryFilters, SessionFilters, SessionsQuery, UserChange,
+    ConsoleUser, HistoryFilters, SessionFilters, SessionsQuery, SortKey, UserChange,
 };
 use crate::service::{CallContext, ServiceError, SessionService};
 
@@ -343,7 +343,7 @@ async fn sessions(
     let me = console.user(&req).await?;
     let params = params.into_inner();
     let (state_name, expired) = params.state()?;
-    let (sort_name, sort) = params.sort()?;
+    let (_, sort) = params.sort()?;
     let (order_name, direction) = params.order()?;
     let size = params.size()?;
     let seek = params.seek()?;
@@ -361,6 +361,23 @@ async fn sessions(
     let result = console
         .run(move |s| s.console_sessions(&who, &query, &seek, size))
         .await?;
+    // Links keep the order the page is really in, which the form shows too.
+    let mut params = params;
+    let sort_name = match result.sort {
+        SortKey::Created => "created",
+        SortKey::LastActivity => "activity",
+    };
+    let sort_note = (result.sort != sort).then(|| {
+        format!(
+            "Sorted by {}: with these filters that order is the one an index serves.",
+            if result.sort == SortKey::Created {
+                "creation time"
+            } else {
+                "last activity"
+            }
+        )
+    });
+    params.sort = Some(sort_name.to_owned());
     let url = |p: &SessionsParams| format!("{}sessions?{}", console.base, query_string(p));
     let first = params.without_key();
     let now = now();
@@ -380,6 +397,7 @@ async fn sessions(
             size,
         },
         total: pages::count(result.total),
+        sort_note,
         rows: result
             .page
             .rows

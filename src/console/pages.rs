@@ -143,6 +143,8 @@ pub struct SessionsPage {
     pub chrome: Chrome,
     pub form: SessionsForm,
     pub total: String,
+    /// Said when the page is not in the order asked for.
+    pub sort_note: Option<String>,
     pub rows: Vec<SessionLine>,
     pub first_url: Option<String>,
     pub previous_url: Option<String>,

@@ -94,6 +94,23 @@ pub struct SessionsQuery {
     pub direction: Direction,
 }
 
+impl SessionsQuery {
+    /// The order a page can be read in from an index: by creation time when filtered by
+    /// client type or location (the filter's index goes on in creation order), by last
+    /// activity for expired sessions (the index that finds them), else as asked. Any other
+    /// combination would sort or walk a million rows.
+    pub fn effective_sort(&self) -> SortKey {
+        let f = &self.filters;
+        if f.client_type.is_some() || f.location.is_some() {
+            SortKey::Created
+        } else if self.expired == Some(true) {
+            SortKey::LastActivity
+        } else {
+            self.sort
+        }
+    }
+}
+
 /// One page of a list, with the keys to ask for its neighbours.
 pub struct Page<T> {
     pub rows: Vec<T>,
@@ -104,6 +121,8 @@ pub struct Page<T> {
 pub struct SessionsPage {
     pub page: Page<SessionView>,
     pub total: Count,
+    /// The order the page is really in (see [`SessionsQuery::effective_sort`]).
+    pub sort: SortKey,
 }
 
 /// A session's page: the session (stored or ended) and its user's recently ended sessions.
@@ -284,6 +303,7 @@ impl SessionService {
             filters,
             sort: SortKey::Created,
             direction: Direction::Ascending,
+            few: false,
         };
         let active = self.count(&mut conn, &query(State::Active, SessionFilters::default()))?;
         let expired = self.count(&mut conn, &query(State::Expired, SessionFilters::default()))?;
@@ -335,13 +355,17 @@ impl SessionService {
         let mut conn = self.conn()?;
         // Pages judge expiry, and may sort by last activity, in the database.
         self.store_pending_on(&mut conn)?;
-        let q = queries::SessionQuery {
+        let sort = query.effective_sort();
+        let mut q = queries::SessionQuery {
             state: Self::state_of(query.expired),
             cutoffs: self.cutoffs(self.now()),
             filters: query.filters.clone(),
-            sort: query.sort,
+            sort,
             direction: query.direction,
+            few: false,
         };
+        let total = self.count(&mut conn, &q)?;
+        q.few = matches!(total, Count::Exact(_));
         let mut rows = queries::sessions_page(&mut conn, &q, seek, limit + 1)?;
         let mut seek = seek.clone();
         if rows.is_empty() && matches!(seek, Seek::Before(_)) {
@@ -349,8 +373,6 @@ impl SessionService {
             seek = Seek::First;
             rows = queries::sessions_page(&mut conn, &q, &seek, limit + 1)?;
         }
-        let total = self.count(&mut conn, &q)?;
-        let sort = query.sort;
         let page = paged(
             rows,
             &seek,
@@ -364,7 +386,7 @@ impl SessionService {
             },
             |r| self.view(r, Some(&me.session_id)),
         );
-        Ok(SessionsPage { page, total })
+        Ok(SessionsPage { page, total, sort })
     }
 
     /// A session, stored or ended, and its user's most recently ended sessions.

@@ -63,6 +63,43 @@ pub struct SessionQuery {
     pub filters: SessionFilters,
     pub sort: SortKey,
     pub direction: Direction,
+    /// At most a few thousand sessions are in `state` (the bounded count said so): then it is
+    /// cheaper to find them by last activity and sort them than to walk the creation order.
+    pub few: bool,
+}
+
+impl SessionFilters {
+    fn any(&self) -> bool {
+        self.user_id.is_some() || self.client_type.is_some() || self.location.is_some()
+    }
+}
+
+/// How SQLite is steered to the right index. Its planner has no statistics on a fresh file
+/// and, given a range on last activity and an equality on a filter, picked the range: to find
+/// ten thousand `bw` sessions it read every session in the last half hour. A unary `+` makes a
+/// term unusable for an index (SQLite's documented way to hint), so the state test and, for a
+/// few sessions, the sort key are written with one. PostgreSQL keeps statistics and is told
+/// nothing.
+#[derive(Debug, Clone, Copy)]
+struct Hints {
+    /// Test the state without an index: a filter's index is the one to walk.
+    state: &'static str,
+    /// Sort without an index: the state's range on last activity is the one to walk.
+    order: &'static str,
+}
+
+fn hints(conn: &DbConnection, query: &SessionQuery) -> Hints {
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let plus = |on: bool| if sqlite && on { "+" } else { "" };
+    Hints {
+        state: plus(query.filters.any()),
+        order: plus(
+            query.few
+                && query.state != State::Any
+                && query.sort == SortKey::Created
+                && !query.filters.any(),
+        ),
+    }
 }
 
 /// The filters of the history page.
@@ -109,26 +146,48 @@ fn key_test(
         .sql(")")
 }
 
+/// `{p}last_activity <op> ?`, `p` a hint or nothing.
+fn instant_test(
+    p: &str,
+    column: &str,
+    op: &str,
+    at: NaiveDateTime,
+) -> diesel::expression::SqlLiteral<
+    Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+        + diesel::query_builder::QueryFragment<MultiBackend>,
+> {
+    diesel::dsl::sql::<Bool>(&format!("{p}{column} {op} "))
+        .bind::<Timestamp, _>(at)
+        .sql("")
+}
+
 /// The state and filter conditions of a sessions query, on a boxed query of any selection.
 fn filtered<'a, ST: 'a>(
     mut q: sessions::BoxedQuery<'a, MultiBackend, ST>,
     query: &'a SessionQuery,
+    hints: Hints,
 ) -> sessions::BoxedQuery<'a, MultiBackend, ST> {
     let cut = query.cutoffs;
+    let p = hints.state;
     match (query.state, cut.lifetime) {
         (State::Any, _) => {}
-        (State::Active, None) => q = q.filter(sessions::last_activity.ge(cut.idle)),
+        (State::Active, None) => q = q.filter(instant_test(p, "last_activity", ">=", cut.idle)),
         (State::Active, Some(life)) => {
             q = q
-                .filter(sessions::last_activity.ge(cut.idle))
-                .filter(sessions::created_at.ge(life))
+                .filter(instant_test(p, "last_activity", ">=", cut.idle))
+                .filter(instant_test(p, "created_at", ">=", life))
         }
-        (State::Expired, None) => q = q.filter(sessions::last_activity.lt(cut.idle)),
+        (State::Expired, None) => q = q.filter(instant_test(p, "last_activity", "<", cut.idle)),
         (State::Expired, Some(life)) => {
             q = q.filter(
-                sessions::last_activity
-                    .lt(cut.idle)
-                    .or(sessions::created_at.lt(life)),
+                instant_test(p, "last_activity", "<", cut.idle).or(instant_test(
+                    p,
+                    "created_at",
+                    "<",
+                    life,
+                )),
             )
         }
     }
@@ -160,7 +219,32 @@ pub fn sessions_page(
         Seek::Before(k) => (false, Some(k)),
     };
     let up = ascending == forward;
-    let mut q = filtered(sessions::table.into_boxed(), query);
+    let hints = hints(conn, query);
+    let mut q = filtered(sessions::table.into_boxed(), query, hints);
+    if !hints.order.is_empty() {
+        // The hinted order: the same (created_at, session_id) key, written so that no index
+        // serves it.
+        let p = hints.order;
+        let (op, dir) = if up { (">", "ASC") } else { ("<", "DESC") };
+        if let Some(k) = key {
+            q = q.filter(
+                diesel::dsl::sql::<Bool>(&format!("({p}created_at, {p}session_id) {op} ("))
+                    .bind::<Timestamp, _>(k.0)
+                    .sql(", ")
+                    .bind::<Text, _>(k.1.clone())
+                    .sql(")"),
+            );
+        }
+        let order = format!("{p}created_at {dir}, {p}session_id {dir}");
+        let mut rows: Vec<SessionRow> = q
+            .order(diesel::dsl::sql::<Timestamp>(&order))
+            .limit(limit)
+            .load(conn)?;
+        if !forward {
+            rows.reverse();
+        }
+        return Ok(rows);
+    }
     if let Some(k) = key {
         q = q.filter(key_test(query.sort.column(), up, k));
     }
@@ -192,11 +276,13 @@ pub fn count_sessions(
     query: &SessionQuery,
     bound: i64,
 ) -> QueryResult<i64> {
+    let hints = hints(conn, query);
     let q = filtered(
         sessions::table
             .select(diesel::dsl::sql::<Integer>("1"))
             .into_boxed(),
         query,
+        hints,
     );
     // The rows are a constant each; what is sent back is as small as a count.
     let ones: Vec<i32> = q.limit(bound).load(conn)?;
