@@ -219,7 +219,7 @@ impl SessionService {
         ctx: &CallContext,
     ) -> Result<(ConsoleUser, SessionView)> {
         let checked = self.check_password(user_id, password);
-        self.logins.record(self.now(), checked.is_ok());
+        self.login_counts.record(self.now(), checked.is_ok());
         let user = checked?;
         if !has_any_right(&user) {
             log::warn!(
@@ -339,7 +339,7 @@ impl SessionService {
             expired,
             by_client_type,
             by_location,
-            logins: self.logins.last_hour(now),
+            logins: self.login_counts.last_hour(now),
             recently_ended,
         })
     }

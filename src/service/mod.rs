@@ -212,7 +212,7 @@ pub struct SessionService {
     settings: Settings,
     activity: ActivityLog,
     passwords: Passwords,
-    logins: login_stats::LoginStats,
+    login_counts: login_stats::LoginStats,
 }
 
 impl SessionService {
@@ -224,7 +224,7 @@ impl SessionService {
             settings,
             activity: ActivityLog::default(),
             passwords,
-            logins: Default::default(),
+            login_counts: Default::default(),
         })
     }
 
@@ -762,7 +762,7 @@ impl SessionService {
         ctx: &CallContext,
     ) -> Result<SessionView> {
         let checked = self.check_password(user_id, password);
-        self.logins.record(self.now(), checked.is_ok());
+        self.login_counts.record(self.now(), checked.is_ok());
         let user = checked?;
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
