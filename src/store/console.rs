@@ -6,6 +6,8 @@
 //! page order (the console's migration adds them), a count stops at its bound, and distinct
 //! values are found by skipping through an index, one seek per value.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp};
@@ -205,6 +207,10 @@ fn filtered<'a, ST: 'a>(
 
 /// One page of stored sessions, at most `limit`, in the query's order whichever way `seek`
 /// went: a previous page is read backwards from its key and turned round here.
+///
+/// The page's IDs are found first and its rows read by ID after: the first query reads only
+/// columns a filter's index holds, so rows it passes over (expired ones, on a page of active
+/// sessions) cost an index entry each, never a read of the table.
 pub fn sessions_page(
     conn: &mut DbConnection,
     query: &SessionQuery,
@@ -220,7 +226,11 @@ pub fn sessions_page(
     };
     let up = ascending == forward;
     let hints = hints(conn, query);
-    let mut q = filtered(sessions::table.into_boxed(), query, hints);
+    let mut q = filtered(
+        sessions::table.select(sessions::session_id).into_boxed(),
+        query,
+        hints,
+    );
     if !hints.order.is_empty() {
         // The hinted order: the same (created_at, session_id) key, written so that no index
         // serves it.
@@ -236,36 +246,41 @@ pub fn sessions_page(
             );
         }
         let order = format!("{p}created_at {dir}, {p}session_id {dir}");
-        let mut rows: Vec<SessionRow> = q
-            .order(diesel::dsl::sql::<Timestamp>(&order))
-            .limit(limit)
-            .load(conn)?;
-        if !forward {
-            rows.reverse();
+        q = q.order(diesel::dsl::sql::<Timestamp>(&order));
+    } else {
+        if let Some(k) = key {
+            q = q.filter(key_test(query.sort.column(), up, k));
         }
-        return Ok(rows);
+        q = match (query.sort, up) {
+            (SortKey::Created, true) => {
+                q.order((sessions::created_at.asc(), sessions::session_id.asc()))
+            }
+            (SortKey::Created, false) => {
+                q.order((sessions::created_at.desc(), sessions::session_id.desc()))
+            }
+            (SortKey::LastActivity, true) => {
+                q.order((sessions::last_activity.asc(), sessions::session_id.asc()))
+            }
+            (SortKey::LastActivity, false) => {
+                q.order((sessions::last_activity.desc(), sessions::session_id.desc()))
+            }
+        };
     }
-    if let Some(k) = key {
-        q = q.filter(key_test(query.sort.column(), up, k));
-    }
-    q = match (query.sort, up) {
-        (SortKey::Created, true) => {
-            q.order((sessions::created_at.asc(), sessions::session_id.asc()))
-        }
-        (SortKey::Created, false) => {
-            q.order((sessions::created_at.desc(), sessions::session_id.desc()))
-        }
-        (SortKey::LastActivity, true) => {
-            q.order((sessions::last_activity.asc(), sessions::session_id.asc()))
-        }
-        (SortKey::LastActivity, false) => {
-            q.order((sessions::last_activity.desc(), sessions::session_id.desc()))
-        }
-    };
-    let mut rows: Vec<SessionRow> = q.limit(limit).load(conn)?;
+    let mut ids: Vec<String> = q.limit(limit).load(conn)?;
     if !forward {
-        rows.reverse();
+        ids.reverse();
     }
+    let mut rows: Vec<SessionRow> = sessions::table
+        .filter(sessions::session_id.eq_any(&ids))
+        .select(SessionRow::as_select())
+        .load(conn)?;
+    // Back into the page's order; a session ended between the two reads is simply not shown.
+    let place: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    rows.sort_by_key(|r| place.get(r.session_id.as_str()).copied());
     Ok(rows)
 }
 
@@ -277,13 +292,22 @@ pub fn count_sessions(
     bound: i64,
 ) -> QueryResult<i64> {
     let hints = hints(conn, query);
-    let q = filtered(
+    let mut q = filtered(
         sessions::table
             .select(diesel::dsl::sql::<Integer>("1"))
             .into_boxed(),
         query,
         hints,
     );
+    if query.filters.any() {
+        // A filter's index runs in creation order. Active sessions are mostly the recent
+        // ones and expired ones the old: walking from the end where they are reaches the
+        // bound before the rest, instead of after it.
+        q = match query.state {
+            State::Active => q.order((sessions::created_at.desc(), sessions::session_id.desc())),
+            _ => q.order((sessions::created_at.asc(), sessions::session_id.asc())),
+        };
+    }
     // The rows are a constant each; what is sent back is as small as a count.
     let ones: Vec<i32> = q.limit(bound).load(conn)?;
     Ok(ones.len() as i64)
