@@ -28,7 +28,20 @@ pub enum DomainError {
     UnknownRight(String),
     #[error("the random source failed: {0}")]
     Random(String),
+    #[error("the password must not be empty")]
+    EmptyPassword,
+    #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes")]
+    LongPassword,
+    #[error("clientName must be at most {MAX_CLIENT_NAME_CHARS} printable characters")]
+    ClientName,
 }
+
+/// Longest password accepted, in bytes: Argon2 takes any length, a flood of megabyte passwords
+/// should not.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Longest client name, in characters.
+pub const MAX_CLIENT_NAME_CHARS: usize = 256;
 
 fn check_text(what: &'static str, value: &str) -> Result<(), DomainError> {
     let chars = value.chars().count();
@@ -174,6 +187,28 @@ impl ClientType {
     }
 }
 
+/// A client's name for itself (startSession, openClientlessSession): at most 256 printable
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientName(String);
+
+impl ClientName {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if value.chars().count() > MAX_CLIENT_NAME_CHARS || value.chars().any(char::is_control) {
+            return Err(DomainError::ClientName);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A right a user may hold (SPEC 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Right {
@@ -241,8 +276,16 @@ impl EndReason {
 pub struct Password(String);
 
 impl Password {
-    pub fn new(value: String) -> Self {
-        Self(value)
+    /// 1 to 1024 bytes. A login whose password does not parse can match no one's: the service
+    /// still spends a hash on it, so it costs what a wrong password does.
+    pub fn parse(value: String) -> Result<Self, DomainError> {
+        if value.is_empty() {
+            return Err(DomainError::EmptyPassword);
+        }
+        if value.len() > MAX_PASSWORD_BYTES {
+            return Err(DomainError::LongPassword);
+        }
+        Ok(Self(value))
     }
 
     pub fn expose(&self) -> &str {
@@ -290,6 +333,28 @@ mod tests {
         assert!(UserId::parse(&"é".repeat(64)).is_ok());
         assert!(UserId::parse(&"é".repeat(65)).is_err());
         assert!(UserId::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn passwords_are_one_to_1024_bytes_and_never_shown_by_debug() {
+        assert_eq!(
+            Password::parse(String::new()).err(),
+            Some(DomainError::EmptyPassword)
+        );
+        assert_eq!(
+            Password::parse("x".repeat(1025)).err(),
+            Some(DomainError::LongPassword)
+        );
+        let p = Password::parse("x".repeat(1024)).unwrap();
+        assert!(!format!("{p:?}").contains('x'));
+    }
+
+    #[test]
+    fn client_names_are_at_most_256_printable_characters() {
+        assert!(ClientName::parse(&"é".repeat(256)).is_ok());
+        assert!(ClientName::parse(&"é".repeat(257)).is_err());
+        assert!(ClientName::parse("a\tb").is_err());
+        assert!(ClientName::parse("").is_ok());
     }
 
     #[test]

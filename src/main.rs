@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use sessiond::config::Config;
-use sessiond::domain::{Password, Right};
+use sessiond::domain::{Department, Password, Right, SessionId, UserId};
 use sessiond::service::clock::SystemClock;
 use sessiond::service::{SessionService, SessionView};
 use sessiond::startup::{open_service, Application};
@@ -16,8 +16,9 @@ use sessiond::startup::{open_service, Application};
 #[derive(Parser)]
 #[command(
     name = "sessiond",
-    version,
-    about = "Session service for legacy SOAP clients"
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SESSIOND_COMMIT"), ")"),
+    about = "Session service for legacy SOAP clients",
+    after_help = sessiond::config::help()
 )]
 struct Cli {
     /// TOML settings file (default: SESSIOND_CONFIG, else ./sessiond.toml if present)
@@ -30,6 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve SOAP (migrates the database first)
+    #[command(after_help = sessiond::config::help())]
     Serve,
     /// Apply pending database migrations and exit
     Migrate,
@@ -52,29 +54,50 @@ struct PasswordInput {
 enum UserCommand {
     /// Create a user
     Add {
+        /// The new user's ID
         user: String,
         #[command(flatten)]
         password: PasswordInput,
+        /// The user's department, returned by getSessionUser
         #[arg(long)]
         department: Option<String>,
     },
     /// Set a user's password (also lifts a lock-out)
     Passwd {
+        /// The user's ID
         user: String,
         #[command(flatten)]
         password: PasswordInput,
     },
     /// Disable a user and end all of its sessions
-    Disable { user: String },
+    Disable {
+        /// The user's ID
+        user: String,
+    },
     /// Enable a disabled user
-    Enable { user: String },
+    Enable {
+        /// The user's ID
+        user: String,
+    },
     /// Give a user a right: AdministratorRight, UpdateSessionRight or ViewSessionRight
-    Grant { user: String, right: String },
+    Grant {
+        /// The user's ID
+        user: String,
+        /// AdministratorRight, UpdateSessionRight or ViewSessionRight
+        right: String,
+    },
     /// Take a right from a user
-    Revoke { user: String, right: String },
+    Revoke {
+        /// The user's ID
+        user: String,
+        /// AdministratorRight, UpdateSessionRight or ViewSessionRight
+        right: String,
+    },
     /// Set a user's department, or clear it when none is given
     SetDepartment {
+        /// The user's ID
         user: String,
+        /// The new department; without it the department is cleared
         department: Option<String>,
     },
     /// List users
@@ -89,6 +112,7 @@ enum SessionsCommand {
     ListExpired,
     /// End a session (reason: deleted)
     Delete {
+        /// The session's ID
         // A session ID may start with '-' (URL-safe base64): it is a value, not an option.
         #[arg(allow_hyphen_values = true)]
         session_id: String,
@@ -97,6 +121,7 @@ enum SessionsCommand {
     DeleteExpired,
     /// Show a session's details, ended ones included
     Info {
+        /// The session's ID
         #[arg(allow_hyphen_values = true)]
         session_id: String,
     },
@@ -152,6 +177,9 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
+    for notice in &config.notices {
+        log::warn!("{notice}");
+    }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)
             .await
@@ -170,11 +198,30 @@ fn read_password() -> Result<Password, String> {
     if password.is_empty() {
         return Err("no password on standard input".into());
     }
-    Ok(Password::new(password))
+    Password::parse(password).map_err(|e| e.to_string())
 }
+
+// The CLI's edge: each argument becomes its domain type here, and a bad one is a message
+// naming the problem before anything touches the database.
 
 fn parse_right(right: &str) -> Result<Right, String> {
     right.parse::<Right>().map_err(|e| e.to_string())
+}
+
+fn parse_user(user: &str) -> Result<UserId, String> {
+    UserId::parse(user).map_err(|e| e.to_string())
+}
+
+fn parse_department(department: Option<&str>) -> Result<Option<Department>, String> {
+    department
+        .map(Department::parse)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+/// A session ID that could name no session is, to the operator, one that is not there.
+fn parse_session(id: &str) -> Result<SessionId, String> {
+    SessionId::parse(id).map_err(|_| sessiond::service::ServiceError::SessionNotFound.to_string())
 }
 
 fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
@@ -183,34 +230,38 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Add {
             user, department, ..
         } => {
-            s.add_user(&user, &read_password()?, department.as_deref())
+            let (id, department) = (parse_user(&user)?, parse_department(department.as_deref())?);
+            s.add_user(&id, &read_password()?, department.as_ref())
                 .map_err(e)?;
             println!("added user {user}");
         }
         UserCommand::Passwd { user, .. } => {
-            s.set_password(&user, &read_password()?).map_err(e)?;
+            s.set_password(&parse_user(&user)?, &read_password()?)
+                .map_err(e)?;
             println!("password of {user} set");
         }
         UserCommand::Disable { user } => {
-            let ended = s.disable_user(&user).map_err(e)?;
+            let ended = s.disable_user(&parse_user(&user)?).map_err(e)?;
             println!("disabled {user}; ended {ended} sessions");
         }
         UserCommand::Enable { user } => {
-            s.enable_user(&user).map_err(e)?;
+            s.enable_user(&parse_user(&user)?).map_err(e)?;
             println!("enabled {user}");
         }
         UserCommand::Grant { user, right } => {
             let right = parse_right(&right)?;
-            s.set_right(&user, right, true).map_err(e)?;
+            s.set_right(&parse_user(&user)?, right, true).map_err(e)?;
             println!("granted {right} to {user}");
         }
         UserCommand::Revoke { user, right } => {
             let right = parse_right(&right)?;
-            s.set_right(&user, right, false).map_err(e)?;
+            s.set_right(&parse_user(&user)?, right, false).map_err(e)?;
             println!("revoked {right} from {user}");
         }
         UserCommand::SetDepartment { user, department } => {
-            s.set_department(&user, department.as_deref()).map_err(e)?;
+            let parsed = parse_department(department.as_deref())?;
+            s.set_department(&parse_user(&user)?, parsed.as_ref())
+                .map_err(e)?;
             match department {
                 Some(d) => println!("department of {user} set to {d}"),
                 None => println!("department of {user} cleared"),
@@ -271,7 +322,7 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
             s.list_sessions(true, print_sessions).map_err(e)?;
         }
         SessionsCommand::Delete { session_id } => {
-            s.delete_session(&session_id).map_err(e)?;
+            s.delete_session(&parse_session(&session_id)?).map_err(e)?;
             println!("session deleted");
         }
         SessionsCommand::DeleteExpired => {
@@ -279,7 +330,7 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
             println!("removed {n} expired sessions");
         }
         SessionsCommand::Info { session_id } => {
-            let v = s.session_info(&session_id).map_err(e)?;
+            let v = s.session_info(&parse_session(&session_id)?).map_err(e)?;
             let t = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
             let opt = |o: Option<&str>| o.unwrap_or("-").to_owned();
             println!("session:        {}", v.session_id);

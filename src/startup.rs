@@ -23,7 +23,7 @@ use crate::store::Store;
 const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Threads per HTTP worker for database work. Every thread keeps the memory it once used, so a
 /// burst of long listings on hundreds of threads stayed resident at hundreds of MiB; logins,
-/// which wait long, are held back before they take one (see `http::AppState::logins`).
+/// which wait long, are held back before they take one (see `service::auth::LoginGate`).
 const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// Shortest interval for storing renewed activity, whatever the lag setting.
 const MIN_ACTIVITY_FLUSH: Duration = Duration::from_millis(10);
@@ -55,11 +55,22 @@ pub fn open_service(
     store
         .migrate()
         .map_err(|e| StartupError::Migrate(e.to_string()))?;
-    Ok(SessionService::new(
-        store,
-        clock,
-        Settings::from_config(config),
-    )?)
+    Ok(SessionService::new(store, clock, service_settings(config))?)
+}
+
+/// The service's own settings, out of the config: the service never reads the config itself.
+pub fn service_settings(c: &Config) -> Settings {
+    Settings {
+        session_timeout: c.session_timeout,
+        session_max_lifetime: c.session_max_lifetime,
+        location: c.location.clone(),
+        lockout_threshold: c.lockout_threshold,
+        lockout_duration: c.lockout_duration,
+        history_retention: c.history_retention,
+        hash_concurrency: c.hash_concurrency,
+        login_wait: c.login_wait,
+        page_rows: i64::from(c.list_page_size),
+    }
 }
 
 pub struct Application {
@@ -102,10 +113,7 @@ impl Application {
             public_url: config.public_url.clone(),
             max_body_size: config.max_body_size,
             trusted_proxies: config.trusted_proxies.clone(),
-            inline_validate: config.database.backend == crate::config::Backend::Sqlite,
-            // Enough to keep the hashing threads fed, and no more.
-            logins: tokio::sync::Semaphore::new(config.hash_concurrency * 2),
-            login_wait: config.db_timeout,
+            inline_validate: service.validate_is_cheap(),
         });
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();

@@ -40,7 +40,7 @@ impl ConsoleError {
             ServiceError::AuthenticationFailed | ServiceError::AccountLocked => {
                 ConsoleError::BadRequest(e.to_string())
             }
-            ServiceError::Unavailable => ConsoleError::Unavailable,
+            ServiceError::Unavailable | ServiceError::LoginsBusy => ConsoleError::Unavailable,
             ServiceError::Internal => ConsoleError::Internal,
         }
     }

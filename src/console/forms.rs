@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::errors::ConsoleError;
+use crate::domain::UserId;
 use crate::service::console::{Direction, Key, Seek, SortKey};
 
 const KEY_TIME: &str = "%Y-%m-%dT%H:%M:%S%.f";
@@ -239,8 +240,10 @@ impl ActionForm {
             .map_err(|_| ConsoleError::BadRequest("the form could not be read".into()))
     }
 
-    pub fn user(&self) -> Result<String, ConsoleError> {
-        given(&self.user).ok_or_else(|| ConsoleError::BadRequest("no user given".into()))
+    pub fn user(&self) -> Result<UserId, ConsoleError> {
+        let user =
+            given(&self.user).ok_or_else(|| ConsoleError::BadRequest("no user given".into()))?;
+        UserId::parse(&user).map_err(|e| ConsoleError::BadRequest(e.to_string()))
     }
 }
 

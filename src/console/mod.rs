@@ -26,7 +26,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::domain::{Password, Right};
+use crate::domain::{Password, Right, SessionId, UserId};
 use crate::service::console::{
     ConsoleUser, HistoryFilters, SessionFilters, SessionsQuery, SortKey, UserChange,
 };
@@ -143,7 +143,8 @@ impl Console {
         let Some(id) = cookies::session_id(req) else {
             return Err(ConsoleError::SignedOut(self.sign_in_url()));
         };
-        self.run(move |s| s.console_user(&id)).await
+        let id = SessionId::parse(&id).ok();
+        self.run(move |s| s.console_user(id.as_ref())).await
     }
 
     /// A POST's user and form, once its origin and CSRF token are right; 403 otherwise, before
@@ -249,10 +250,21 @@ async fn sign_in(req: HttpRequest, console: web::Data<Console>, body: web::Bytes
     let ctx = CallContext {
         host: req.peer_addr().map(|a| a.ip().to_string()),
     };
-    let user = form.user.clone();
-    let password = Password::new(form.password);
+    // What could name no user or be no password still goes through the check (and costs a
+    // hash), so that it answers like a wrong password.
+    let user = UserId::parse(&form.user).ok();
+    let password = Password::parse(form.password).ok();
     let service = console.service.clone();
-    let outcome = web::block(move || service.console_sign_in(&user, &password, &ctx)).await;
+    // The same gate as getSession: a flood of sign-ins waits here, on no thread.
+    let turn = service
+        .login_turn()
+        .await
+        .map_err(|e| ConsoleError::from_service(e, &console.sign_in_url()))?;
+    let outcome = web::block(move || {
+        let _turn = turn;
+        service.console_sign_in(user.as_ref(), password.as_ref(), &ctx)
+    })
+    .await;
     let refused = |status: actix_web::http::StatusCode, error: &str| {
         let page = pages::SignInPage {
             base: console.base.clone(),
@@ -427,8 +439,10 @@ async fn session(
 ) -> Page {
     let me = console.user(&req).await?;
     let who = me.clone();
-    let id = id.into_inner();
-    let detail = console.run(move |s| s.console_session(&who, &id)).await?;
+    let id = SessionId::parse(&id).ok();
+    let detail = console
+        .run(move |s| s.console_session(&who, id.as_ref()))
+        .await?;
     let now = now();
     render(pages::SessionPage {
         chrome: console.chrome(
@@ -460,9 +474,9 @@ async fn end_session(
 ) -> Page {
     let (me, form) = console.posted(&req, &body).await?;
     let id = id.into_inner();
-    let target = id.clone();
+    let target = SessionId::parse(&id).ok();
     console
-        .run(move |s| s.console_end_session(&me, &target))
+        .run(move |s| s.console_end_session(&me, target.as_ref()))
         .await?;
     Ok(match back_to(form.back.as_deref()) {
         Some(back) if back.is_empty() => console.redirect("sessions?done=ended"),
@@ -522,9 +536,10 @@ async fn change_user(req: HttpRequest, console: web::Data<Console>, body: web::B
         Some("unlock") => UserChange::Unlock,
         Some("grant") => UserChange::Grant(right()?),
         Some("revoke") => UserChange::Revoke(right()?),
-        Some("password") => {
-            UserChange::SetPassword(Password::new(form.password.clone().unwrap_or_default()))
-        }
+        Some("password") => UserChange::SetPassword(
+            Password::parse(form.password.clone().unwrap_or_default())
+                .map_err(|e| ConsoleError::BadRequest(e.to_string()))?,
+        ),
         _ => return Err(ConsoleError::BadRequest("unknown action".into())),
     };
     console

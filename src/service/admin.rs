@@ -6,8 +6,11 @@ use base64::Engine;
 
 use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
-use crate::store::sessions::{self, State};
+use crate::store::sessions;
 use crate::store::users::{self, UserRow};
+
+/// The user the first start creates.
+const ADMIN: &str = "admin";
 
 /// The account the first start creates, and its one-time password.
 pub struct NewAdmin {
@@ -23,10 +26,6 @@ pub struct UserSummary {
     pub disabled: bool,
     pub locked: bool,
     pub rights: Vec<Right>,
-}
-
-fn invalid(e: impl ToString) -> ServiceError {
-    ServiceError::InvalidRequest(e.to_string())
 }
 
 fn no_user(user_id: &UserId) -> ServiceError {
@@ -47,18 +46,14 @@ fn rights_of(u: &UserRow) -> Vec<Right> {
 impl SessionService {
     pub fn add_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password: &Password,
-        department: Option<&str>,
+        department: Option<&Department>,
     ) -> Result<()> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
-        let department = department
-            .map(Department::parse)
-            .transpose()
-            .map_err(invalid)?;
-        check_password_rules(password)?;
         if users::find(&mut *self.conn()?, user_id.as_str())?.is_some() {
-            return Err(invalid(format!("user '{user_id}' already exists")));
+            return Err(ServiceError::invalid(format!(
+                "user '{user_id}' already exists"
+            )));
         }
         let hash = self.passwords.hash(password)?;
         let row = UserRow {
@@ -78,22 +73,19 @@ impl SessionService {
     }
 
     /// Sets a new password and lifts any lock.
-    pub fn set_password(&self, user_id: &str, password: &Password) -> Result<()> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
-        check_password_rules(password)?;
+    pub fn set_password(&self, user_id: &UserId, password: &Password) -> Result<()> {
         let hash = self.passwords.hash(password)?;
         match users::set_password(&mut *self.conn()?, user_id.as_str(), &hash)? {
-            0 => Err(no_user(&user_id)),
+            0 => Err(no_user(user_id)),
             _ => Ok(()),
         }
     }
 
     /// Disables a user and ends all of its sessions (reason `user-disabled`); returns how many.
-    pub fn disable_user(&self, user_id: &str) -> Result<usize> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
+    pub fn disable_user(&self, user_id: &UserId) -> Result<usize> {
         let mut conn = self.conn()?;
         if users::set_disabled(&mut conn, user_id.as_str(), true)? == 0 {
-            return Err(no_user(&user_id));
+            return Err(no_user(user_id));
         }
         let ended = sessions::end_all_of_user(
             &mut conn,
@@ -104,18 +96,16 @@ impl SessionService {
         Ok(ended)
     }
 
-    pub fn enable_user(&self, user_id: &str) -> Result<()> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
+    pub fn enable_user(&self, user_id: &UserId) -> Result<()> {
         match users::set_disabled(&mut *self.conn()?, user_id.as_str(), false)? {
-            0 => Err(no_user(&user_id)),
+            0 => Err(no_user(user_id)),
             _ => Ok(()),
         }
     }
 
-    pub fn set_right(&self, user_id: &str, right: Right, held: bool) -> Result<()> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
+    pub fn set_right(&self, user_id: &UserId, right: Right, held: bool) -> Result<()> {
         let mut conn = self.conn()?;
-        let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(&user_id))?;
+        let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(user_id))?;
         let (mut admin, mut update, mut view) =
             (user.admin_right, user.update_right, user.view_right);
         match right {
@@ -127,15 +117,10 @@ impl SessionService {
         Ok(())
     }
 
-    pub fn set_department(&self, user_id: &str, department: Option<&str>) -> Result<()> {
-        let user_id = UserId::parse(user_id).map_err(invalid)?;
-        let department = department
-            .map(Department::parse)
-            .transpose()
-            .map_err(invalid)?;
-        let department = department.as_ref().map(Department::as_str);
+    pub fn set_department(&self, user_id: &UserId, department: Option<&Department>) -> Result<()> {
+        let department = department.map(Department::as_str);
         match users::set_department(&mut *self.conn()?, user_id.as_str(), department)? {
-            0 => Err(no_user(&user_id)),
+            0 => Err(no_user(user_id)),
             _ => Ok(()),
         }
     }
@@ -154,26 +139,9 @@ impl SessionService {
             .collect())
     }
 
-    /// Every stored session that is active (or expired), oldest first, read page by page:
-    /// `each` gets one page at a time.
-    pub fn list_sessions(&self, expired: bool, mut each: impl FnMut(&[SessionView])) -> Result<()> {
-        self.store_pending_activity()?;
-        let state = if expired {
-            State::Expired
-        } else {
-            State::Active
-        };
-        let mut pages = self.pages(state, sessions::Filters::default(), None, None);
-        while !pages.is_done() {
-            each(&self.next_page(&mut pages)?);
-        }
-        Ok(())
-    }
-
     /// Ends one session (reason `deleted`); `SessionNotFound` if it is not stored.
-    pub fn delete_session(&self, session_id: &str) -> Result<()> {
-        let id = SessionId::parse(session_id).map_err(|_| ServiceError::SessionNotFound)?;
-        if self.end(&mut *self.conn()?, &id, EndReason::Deleted)? {
+    pub fn delete_session(&self, session_id: &SessionId) -> Result<()> {
+        if self.end(&mut *self.conn()?, session_id, EndReason::Deleted)? {
             Ok(())
         } else {
             Err(ServiceError::SessionNotFound)
@@ -181,8 +149,8 @@ impl SessionService {
     }
 
     /// A session's details, ended ones included.
-    pub fn session_info(&self, session_id: &str) -> Result<SessionView> {
-        self.find_any(&mut *self.conn()?, session_id, "")
+    pub fn session_info(&self, session_id: &SessionId) -> Result<SessionView> {
+        self.find_any(&mut *self.conn()?, Some(session_id), "")
     }
 
     /// On a database with no user at all, creates `admin` with AdministratorRight and a random
@@ -192,33 +160,22 @@ impl SessionService {
             return Ok(None);
         }
         let mut bytes = [0u8; 18];
-        getrandom::fill(&mut bytes).map_err(|e| {
-            log::error!("the random source failed: {e}");
-            ServiceError::Internal
-        })?;
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ServiceError::internal(format!("the random source failed: {e}")))?;
         let password =
-            Password::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-        match self.add_user("admin", &password, None) {
+            Password::parse(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+                .map_err(ServiceError::internal)?;
+        let admin = UserId::parse(ADMIN).map_err(ServiceError::internal)?;
+        match self.add_user(&admin, &password, None) {
             Ok(()) => {}
             // Another instance on the same database created it first.
             Err(ServiceError::InvalidRequest(_)) => return Ok(None),
             Err(e) => return Err(e),
         }
-        self.set_right("admin", Right::Administrator, true)?;
+        self.set_right(&admin, Right::Administrator, true)?;
         Ok(Some(NewAdmin {
-            user_id: "admin".into(),
+            user_id: ADMIN.into(),
             password,
         }))
     }
-}
-
-fn check_password_rules(password: &Password) -> Result<()> {
-    let p = password.expose();
-    if p.is_empty() {
-        return Err(invalid("the password must not be empty"));
-    }
-    if p.len() > 1024 {
-        return Err(invalid("the password must be at most 1024 bytes"));
-    }
-    Ok(())
 }

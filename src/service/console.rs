@@ -11,8 +11,9 @@
 
 use chrono::NaiveDateTime;
 
+use super::auth::Caller;
 use super::login_stats::MinuteCount;
-use super::{CallContext, Caller, Result, ServiceError, SessionService, SessionView};
+use super::{CallContext, Result, ServiceError, SessionService, SessionView};
 use crate::domain::{redact, ClientType, EndReason, Password, Right, SessionId, UserId};
 use crate::store::console::{self as queries, Grouping};
 use crate::store::sessions::{self, State};
@@ -214,8 +215,8 @@ impl SessionService {
     /// `AuthenticationFailed` as a wrong password.
     pub fn console_sign_in(
         &self,
-        user_id: &str,
-        password: &Password,
+        user_id: Option<&UserId>,
+        password: Option<&Password>,
         ctx: &CallContext,
     ) -> Result<(ConsoleUser, SessionView)> {
         let checked = self.check_password(user_id, password);
@@ -228,16 +229,12 @@ impl SessionService {
             );
             return Err(ServiceError::AuthenticationFailed);
         }
-        let client_type = ClientType::parse(CONSOLE_CLIENT_TYPE).map_err(|e| {
-            log::error!("{e}");
-            ServiceError::Internal
-        })?;
-        let row = self.new_session(&user.user_id, client_type, None, ctx, None)?;
+        let client_type = ClientType::parse(CONSOLE_CLIENT_TYPE).map_err(ServiceError::internal)?;
+        let (id, row) = self.new_session(&user.user_id, client_type, None, ctx, None)?;
         sessions::insert(&mut *self.conn()?, &row)?;
         log::info!(
-            "console: {} signed in, session {} from {}",
+            "console: {} signed in, session {id} from {}",
             user.user_id,
-            redact(&row.session_id),
             ctx.host.as_deref().unwrap_or("-")
         );
         let caller = Caller { session: row, user };
@@ -248,7 +245,7 @@ impl SessionService {
 
     /// The console user of a cookie's session: validated and renewed like a SOAP caller, and
     /// only for a `console` session whose user still holds a right.
-    pub fn console_user(&self, session_id: &str) -> Result<ConsoleUser> {
+    pub fn console_user(&self, session_id: Option<&SessionId>) -> Result<ConsoleUser> {
         let caller = self.authenticate(&mut *self.conn()?, session_id)?;
         if caller.session.client_type != CONSOLE_CLIENT_TYPE || !has_any_right(&caller.user) {
             return Err(ServiceError::InvalidSession);
@@ -390,7 +387,11 @@ impl SessionService {
     }
 
     /// A session, stored or ended, and its user's most recently ended sessions.
-    pub fn console_session(&self, me: &ConsoleUser, session_id: &str) -> Result<SessionDetail> {
+    pub fn console_session(
+        &self,
+        me: &ConsoleUser,
+        session_id: Option<&SessionId>,
+    ) -> Result<SessionDetail> {
         let mut conn = self.conn()?;
         let session = self.find_any(&mut conn, session_id, &me.session_id)?;
         let filters = HistoryFilters {
@@ -432,12 +433,16 @@ impl SessionService {
     }
 
     /// Ends one session (reason `deleted`): update right, or admin without department.
-    pub fn console_end_session(&self, me: &ConsoleUser, session_id: &str) -> Result<()> {
+    pub fn console_end_session(
+        &self,
+        me: &ConsoleUser,
+        session_id: Option<&SessionId>,
+    ) -> Result<()> {
         if !me.can_end {
             return Err(self.refuse(me, "ending a session"));
         }
-        let id = SessionId::parse(session_id).map_err(|_| ServiceError::SessionNotFound)?;
-        if !self.end(&mut *self.conn()?, &id, EndReason::Deleted)? {
+        let id = session_id.ok_or(ServiceError::SessionNotFound)?;
+        if !self.end(&mut *self.conn()?, id, EndReason::Deleted)? {
             return Err(ServiceError::SessionNotFound);
         }
         log::info!("console: {} ended session {}", me.user_id, id);
@@ -445,12 +450,10 @@ impl SessionService {
     }
 
     /// Ends every session of a user (reason `deleted`); returns how many.
-    pub fn console_end_user_sessions(&self, me: &ConsoleUser, user_id: &str) -> Result<usize> {
+    pub fn console_end_user_sessions(&self, me: &ConsoleUser, user_id: &UserId) -> Result<usize> {
         if !me.can_end {
             return Err(self.refuse(me, "ending a user's sessions"));
         }
-        let user_id =
-            UserId::parse(user_id).map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
         let ids = sessions::end_all_of_user(
             &mut *self.conn()?,
             user_id.as_str(),
@@ -505,7 +508,7 @@ impl SessionService {
     pub fn console_change_user(
         &self,
         me: &ConsoleUser,
-        user_id: &str,
+        user_id: &UserId,
         change: &UserChange,
     ) -> Result<()> {
         if !me.can_manage_users {
@@ -517,13 +520,11 @@ impl SessionService {
             }
             UserChange::Enable => self.enable_user(user_id)?,
             UserChange::Unlock => {
-                let id = UserId::parse(user_id)
-                    .map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
                 let mut conn = self.conn()?;
-                if users::find(&mut conn, id.as_str())?.is_none() {
-                    return Err(ServiceError::InvalidRequest(format!("no user '{id}'")));
+                if users::find(&mut conn, user_id.as_str())?.is_none() {
+                    return Err(ServiceError::invalid(format!("no user '{user_id}'")));
                 }
-                users::clear_failures(&mut conn, id.as_str())?;
+                users::clear_failures(&mut conn, user_id.as_str())?;
             }
             UserChange::Grant(r) => self.set_right(user_id, *r, true)?,
             UserChange::Revoke(r) => self.set_right(user_id, *r, false)?,

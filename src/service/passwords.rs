@@ -2,34 +2,38 @@
 //!
 //! Argon2 is slow and memory-hungry on purpose (19 MiB and ~2 passes per hash with the default
 //! parameters). Unbounded, a flood of logins would take every core and starve validateSession.
-//! So hashes run on `concurrency` threads of their own, fed by a bounded queue; a caller waits
-//! at most `wait` for its turn. Running them on their own threads also bounds memory: the
-//! allocator keeps each hashing thread's 19 MiB for reuse, and with hashes spread over every
-//! request thread that came to gigabytes under a login flood (seen in the benchmark).
+//! So hashes run on `concurrency` threads of their own, fed by a queue. Running them on their
+//! own threads also bounds memory: the allocator keeps each hashing thread's 19 MiB for reuse,
+//! and with hashes spread over every request thread that came to gigabytes under a login flood
+//! (seen in the benchmark).
+//!
+//! How many wait, and for how long, is not decided here: the login gate in `auth.rs` lets only
+//! a few password checks at a time reach this queue, so it never holds more than those.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 
 use crate::domain::Password;
 
-/// Logins that may wait for a hashing thread; beyond that they are refused at once.
+/// Room in the queue. The gate admits fewer logins than this, and the CLI hashes one at a time.
 const QUEUE: usize = 256;
+
+/// A password no one can have: what a check with an unparseable password hashes, to cost what
+/// any other check does.
+const NO_ONES_PASSWORD: &str = "no user has this password";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    #[error("too many password checks waiting")]
-    Busy,
     #[error("password hashing failed: {0}")]
     Failed(String),
 }
 
 enum Work {
     Hash(Password),
-    Verify(Option<String>, Password),
+    Verify(Option<String>, Option<Password>),
 }
 
 enum Done {
@@ -39,8 +43,6 @@ enum Done {
 
 struct Job {
     work: Work,
-    /// Past this the caller has given up: skip the work.
-    deadline: Instant,
     reply: mpsc::Sender<Done>,
 }
 
@@ -60,14 +62,12 @@ impl Hasher {
             .map_err(|e| HashError::Failed(e.to_string()))
     }
 
-    fn verify(&self, stored: Option<&str>, password: &Password) -> Result<bool, HashError> {
+    fn verify(&self, stored: Option<&str>, password: Option<&Password>) -> Result<bool, HashError> {
         let hash = PasswordHash::new(stored.unwrap_or(&self.dummy_hash))
             .map_err(|e| HashError::Failed(e.to_string()))?;
-        let ok = self
-            .argon
-            .verify_password(password.expose().as_bytes(), &hash)
-            .is_ok();
-        Ok(ok && stored.is_some())
+        let given = password.map_or(NO_ONES_PASSWORD, Password::expose);
+        let ok = self.argon.verify_password(given.as_bytes(), &hash).is_ok();
+        Ok(ok && stored.is_some() && password.is_some())
     }
 
     fn serve(&self, jobs: &Mutex<Receiver<Job>>) {
@@ -78,12 +78,11 @@ impl Hasher {
             };
             // The sender is gone: the service was dropped.
             let Ok(job) = job else { return };
-            if Instant::now() > job.deadline {
-                continue;
-            }
             let done = match job.work {
                 Work::Hash(p) => Done::Hashed(self.hash(&p)),
-                Work::Verify(stored, p) => Done::Verified(self.verify(stored.as_deref(), &p)),
+                Work::Verify(stored, p) => {
+                    Done::Verified(self.verify(stored.as_deref(), p.as_ref()))
+                }
             };
             let _ = job.reply.send(done);
         }
@@ -92,15 +91,14 @@ impl Hasher {
 
 pub struct Passwords {
     jobs: SyncSender<Job>,
-    wait: Duration,
 }
 
 impl Passwords {
-    pub fn new(concurrency: usize, wait: Duration) -> Result<Self, HashError> {
+    pub fn new(concurrency: usize) -> Result<Self, HashError> {
         let argon = Argon2::default();
         let salt = SaltString::generate(&mut OsRng);
         let dummy_hash = argon
-            .hash_password(b"no user has this password", &salt)
+            .hash_password(NO_ONES_PASSWORD.as_bytes(), &salt)
             .map_err(|e| HashError::Failed(e.to_string()))?
             .to_string();
         let hasher = Arc::new(Hasher { argon, dummy_hash });
@@ -113,18 +111,14 @@ impl Passwords {
                 .spawn(move || hasher.serve(&rx))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
-        Ok(Self { jobs: tx, wait })
+        Ok(Self { jobs: tx })
     }
 
     fn run(&self, work: Work) -> Result<Done, HashError> {
         let (reply, answer) = mpsc::channel();
-        let job = Job {
-            work,
-            deadline: Instant::now() + self.wait,
-            reply,
-        };
-        self.jobs.try_send(job).map_err(|_| HashError::Busy)?;
-        answer.recv_timeout(self.wait).map_err(|_| HashError::Busy)
+        let gone = || HashError::Failed("the hashing threads are gone".into());
+        self.jobs.send(Job { work, reply }).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())
     }
 
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
@@ -134,10 +128,16 @@ impl Passwords {
         }
     }
 
-    /// Checks a password against a stored PHC string; `None` for the stored hash checks against
-    /// a dummy so an unknown user takes as long as a wrong password.
-    pub fn verify(&self, stored: Option<&str>, password: &Password) -> Result<bool, HashError> {
-        match self.run(Work::Verify(stored.map(str::to_owned), password.clone()))? {
+    /// Checks a password against a stored PHC string. `None` for the stored hash (no such user)
+    /// or for the password (one no one can have) checks against a dummy and is false, so it
+    /// takes as long as a wrong password.
+    pub fn verify(
+        &self,
+        stored: Option<&str>,
+        password: Option<&Password>,
+    ) -> Result<bool, HashError> {
+        let work = Work::Verify(stored.map(str::to_owned), password.cloned());
+        match self.run(work)? {
             Done::Verified(result) => result,
             Done::Hashed(_) => Err(HashError::Failed("mismatched answer".into())),
         }
@@ -148,34 +148,29 @@ impl Passwords {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_hash_verifies_its_password_only() {
-        let p = Passwords::new(1, Duration::from_secs(5)).unwrap();
-        let hash = p.hash(&Password::new("s3cret".into())).unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(p
-            .verify(Some(&hash), &Password::new("s3cret".into()))
-            .unwrap());
-        assert!(!p
-            .verify(Some(&hash), &Password::new("S3cret".into()))
-            .unwrap());
+    fn pw(s: &str) -> Password {
+        Password::parse(s.into()).unwrap()
     }
 
     #[test]
-    fn a_full_queue_is_busy_not_a_hang() {
-        // No time to wait at all: the answer cannot come in time.
-        let p = Passwords::new(1, Duration::ZERO).unwrap();
-        assert!(matches!(
-            p.verify(None, &Password::new("x".into())),
-            Err(HashError::Busy)
-        ));
+    fn a_hash_verifies_its_password_only() {
+        let p = Passwords::new(1).unwrap();
+        let hash = p.hash(&pw("s3cret")).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(p.verify(Some(&hash), Some(&pw("s3cret"))).unwrap());
+        assert!(!p.verify(Some(&hash), Some(&pw("S3cret"))).unwrap());
     }
 
     #[test]
     fn an_unknown_user_never_verifies() {
-        let p = Passwords::new(1, Duration::from_secs(5)).unwrap();
-        assert!(!p
-            .verify(None, &Password::new("no user has this password".into()))
-            .unwrap());
+        let p = Passwords::new(1).unwrap();
+        assert!(!p.verify(None, Some(&pw(NO_ONES_PASSWORD))).unwrap());
+    }
+
+    #[test]
+    fn a_password_no_one_can_have_never_verifies() {
+        let p = Passwords::new(1).unwrap();
+        let hash = p.hash(&pw("s3cret")).unwrap();
+        assert!(!p.verify(Some(&hash), None).unwrap());
     }
 }

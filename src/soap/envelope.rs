@@ -371,7 +371,9 @@ mod tests {
 
     fn session_id(d: &Decoded) -> String {
         match &d.request {
-            Request::ValidateSession { session_id } => session_id.clone(),
+            Request::ValidateSession { session_id } => session_id
+                .as_ref()
+                .map_or(String::new(), |s| s.as_str().to_owned()),
             _ => panic!("not validateSession"),
         }
     }
@@ -391,11 +393,17 @@ mod tests {
     fn soap12_default_namespaces_are_read() {
         let d = ok(
             r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body>
-            <validateSession xmlns="urn:sessiond:session:1"><!-- c --><sessionId xsi:type="xs:string" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">a&amp;b&#x41;</sessionId><extra><deep/></extra></validateSession>
+            <getSession xmlns="urn:sessiond:session:1"><!-- c --><userId xsi:type="xs:string" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">a&amp;b&#x41;</userId><password>p</password><extra><deep/></extra></getSession>
             </Body></Envelope>"#,
         );
         assert_eq!(d.version, SoapVersion::V12);
-        assert_eq!(session_id(&d), "a&bA");
+        // A user ID, not a session ID: `&` is no session ID's character.
+        match &d.request {
+            Request::GetSession {
+                user_id: Some(u), ..
+            } => assert_eq!(u.as_str(), "a&bA"),
+            _ => panic!("not getSession with a user ID"),
+        }
     }
 
     #[test]

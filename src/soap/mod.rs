@@ -1,17 +1,20 @@
-//! XML only: the SOAP envelope in (both versions, every leniency of SPEC 1, the hostile-input
-//! limits), the operation's request as plain values, the response and fault out, and the WSDL.
-//! Knows nothing of the database or of the rules; `http.rs` joins this to the service.
+//! XML and the SOAP binding only: the envelope in (both versions, every leniency of SPEC 1,
+//! the hostile-input limits), the operation table and each request as domain values, the
+//! response and fault out, the HTTP binding's rules (media type, charset, SOAPAction), and the
+//! WSDL. Knows nothing of the database or of the rules; `http/` joins this to the service.
 
+pub mod binding;
 pub mod envelope;
 pub mod fault;
+pub mod operations;
 pub mod request;
 pub mod response;
 pub mod wsdl;
 
 pub use envelope::{decode, Decoded, Limits};
 pub use fault::{Fault, FaultCode};
-pub use request::{Operation, Request};
-pub use response::{Items, Response, SessionInfoItem, SessionItem};
+pub use operations::{ArrayOf, Handler, Operation, Request};
+pub use response::{Answer, Items, Response, SessionInfoItem, SessionItem};
 
 /// The contract's target namespace.
 pub const NS: &str = "urn:sessiond:session:1";

@@ -1,89 +1,10 @@
-//! The seventeen operations of the contract and their requests as plain values.
+//! A request's values as the envelope gives them ([`Fields`]), and the readers that turn each
+//! child element into the domain type the operation table says it is.
 
 use super::fault::{Fault, FaultCode};
-use super::NS;
+use crate::domain::{ClientName, ClientType, Password, SessionId, UserId};
 
-/// Every operation of the contract, in the WSDL's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    GetSession,
-    GetBWSession,
-    CloseSession,
-    ValidateSession,
-    DeleteSessionId,
-    DeleteExpiredSessionIds,
-    GetExpiredSessionIds,
-    ListActiveSessionIds,
-    StartSession,
-    GetSessions,
-    GetSessionInfo,
-    GetSessionUser,
-    GetCurrentSession,
-    ExtendSession,
-    ConfirmId,
-    OpenClientlessSession,
-    CloseClientlessSession,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 17] = [
-        Operation::GetSession,
-        Operation::GetBWSession,
-        Operation::CloseSession,
-        Operation::ValidateSession,
-        Operation::DeleteSessionId,
-        Operation::DeleteExpiredSessionIds,
-        Operation::GetExpiredSessionIds,
-        Operation::ListActiveSessionIds,
-        Operation::StartSession,
-        Operation::GetSessions,
-        Operation::GetSessionInfo,
-        Operation::GetSessionUser,
-        Operation::GetCurrentSession,
-        Operation::ExtendSession,
-        Operation::ConfirmId,
-        Operation::OpenClientlessSession,
-        Operation::CloseClientlessSession,
-    ];
-
-    /// The request element's name, which is also the WSDL operation's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::GetSession => "getSession",
-            Operation::GetBWSession => "getBWSession",
-            Operation::CloseSession => "closeSession",
-            Operation::ValidateSession => "validateSession",
-            Operation::DeleteSessionId => "deleteSessionId",
-            Operation::DeleteExpiredSessionIds => "deleteExpiredSessionIds",
-            Operation::GetExpiredSessionIds => "getExpiredSessionIds",
-            Operation::ListActiveSessionIds => "listActiveSessionIds",
-            Operation::StartSession => "startSession",
-            Operation::GetSessions => "getSessions",
-            Operation::GetSessionInfo => "getSessionInfo",
-            Operation::GetSessionUser => "getSessionUser",
-            Operation::GetCurrentSession => "getCurrentSession",
-            Operation::ExtendSession => "extendSession",
-            Operation::ConfirmId => "confirmId",
-            Operation::OpenClientlessSession => "openClientlessSession",
-            Operation::CloseClientlessSession => "closeClientlessSession",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|op| op.name() == name)
-    }
-
-    /// The operation a SOAPAction names, if it names one of ours: the WSDL's
-    /// `urn:sessiond:session:1/NAME`, or the bare operation name some clients send.
-    pub fn from_action(action: &str) -> Option<Self> {
-        let action = action.trim().trim_matches('"');
-        let name = action
-            .strip_prefix(NS)
-            .and_then(|rest| rest.strip_prefix(['/', '#']))
-            .unwrap_or(action);
-        Self::from_name(name)
-    }
-}
+pub use super::operations::{Operation, Request};
 
 /// One child element of the operation element: its local name and text, `None` when nil.
 #[derive(Clone)]
@@ -96,6 +17,10 @@ pub struct Field {
 #[derive(Clone, Default)]
 pub struct Fields(pub Vec<Field>);
 
+fn invalid(message: impl Into<String>) -> Fault {
+    Fault::client(FaultCode::InvalidRequest, message)
+}
+
 impl Fields {
     /// The first element of that name that is not nil (SPEC 1: a nil optional is absent).
     fn get(&self, name: &str) -> Option<&str> {
@@ -105,229 +30,70 @@ impl Fields {
             .and_then(|f| f.value.as_deref())
     }
 
-    fn required(&self, name: &str) -> Result<String, Fault> {
-        self.get(name).map(str::to_owned).ok_or_else(|| {
-            Fault::client(FaultCode::InvalidRequest, format!("missing element {name}"))
-        })
+    fn required(&self, name: &str) -> Result<&str, Fault> {
+        self.get(name)
+            .ok_or_else(|| invalid(format!("missing element {name}")))
     }
 
-    /// An identifier: surrounding whitespace, as pretty-printing clients send, is not part of it.
-    fn required_id(&self, name: &str) -> Result<String, Fault> {
-        self.required(name).map(|s| s.trim().to_owned())
+    /// A session ID; surrounding whitespace, as pretty-printing clients send, is not part of
+    /// it. `None` when it could name no session: to the rules that is an unknown one.
+    pub(super) fn session_id(&self, name: &str) -> Result<Option<SessionId>, Fault> {
+        Ok(SessionId::parse(self.required(name)?.trim()).ok())
     }
 
-    fn optional(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::to_owned)
+    /// A user ID; `None` when no user can have it (the login still costs a hash).
+    pub(super) fn user_id(&self, name: &str) -> Result<Option<UserId>, Fault> {
+        Ok(UserId::parse(self.required(name)?).ok())
     }
 
-    fn optional_id(&self, name: &str) -> Option<String> {
-        self.get(name).map(|s| s.trim().to_owned())
+    /// A password; `None` when no user can have it (the check still costs a hash).
+    pub(super) fn password(&self, name: &str) -> Result<Option<Password>, Fault> {
+        Ok(Password::parse(self.required(name)?.to_owned()).ok())
+    }
+
+    pub(super) fn client_type(&self, name: &str) -> Result<Option<ClientType>, Fault> {
+        self.get(name)
+            .map(|t| ClientType::parse(t).map_err(|e| invalid(e.to_string())))
+            .transpose()
+    }
+
+    pub(super) fn client_name(&self, name: &str) -> Result<Option<ClientName>, Fault> {
+        self.get(name)
+            .map(|t| ClientName::parse(t).map_err(|e| invalid(e.to_string())))
+            .transpose()
+    }
+
+    pub(super) fn optional(&self, name: &str) -> Result<Option<String>, Fault> {
+        Ok(self.get(name).map(str::to_owned))
+    }
+
+    /// An identifier to filter by, without surrounding whitespace.
+    pub(super) fn optional_id(&self, name: &str) -> Result<Option<String>, Fault> {
+        Ok(self.get(name).map(|s| s.trim().to_owned()))
     }
 
     /// xs:boolean: true, false, 1, 0, with whitespace collapsed.
-    fn optional_bool(&self, name: &str) -> Result<Option<bool>, Fault> {
+    pub(super) fn optional_bool(&self, name: &str) -> Result<Option<bool>, Fault> {
         self.get(name)
             .map(|s| match s.trim() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                other => Err(Fault::client(
-                    FaultCode::InvalidRequest,
-                    format!("{name} must be a boolean, not '{other}'"),
-                )),
+                other => Err(invalid(format!("{name} must be a boolean, not '{other}'"))),
             })
             .transpose()
     }
 
     /// xs:int.
-    fn optional_int(&self, name: &str) -> Result<Option<i32>, Fault> {
+    pub(super) fn optional_int(&self, name: &str) -> Result<Option<i32>, Fault> {
         self.get(name)
             .map(|s| {
                 let s = s.trim();
                 s.strip_prefix('+')
                     .unwrap_or(s)
                     .parse::<i32>()
-                    .map_err(|_| {
-                        Fault::client(
-                            FaultCode::InvalidRequest,
-                            format!("{name} must be an xs:int, not '{s}'"),
-                        )
-                    })
+                    .map_err(|_| invalid(format!("{name} must be an xs:int, not '{s}'")))
             })
             .transpose()
-    }
-}
-
-/// A decoded request. No Debug: passwords are in here.
-#[derive(Clone)]
-pub enum Request {
-    GetSession {
-        user_id: String,
-        password: String,
-    },
-    GetBWSession {
-        user_id: String,
-        password: String,
-    },
-    CloseSession {
-        session_id: String,
-    },
-    ValidateSession {
-        session_id: String,
-    },
-    DeleteSessionId {
-        session_id: String,
-        target_session_id: String,
-    },
-    DeleteExpiredSessionIds {
-        session_id: String,
-    },
-    GetExpiredSessionIds {
-        session_id: String,
-    },
-    ListActiveSessionIds {
-        session_id: String,
-    },
-    StartSession {
-        user_id: String,
-        password: String,
-        client_type: Option<String>,
-        client_name: Option<String>,
-    },
-    GetSessions {
-        session_id: String,
-        filter_session_id: Option<String>,
-        filter_user_id: Option<String>,
-        filter_client_type: Option<String>,
-        include_expired: Option<bool>,
-        offset: Option<i32>,
-        limit: Option<i32>,
-    },
-    GetSessionInfo {
-        session_id: String,
-        target_session_id: String,
-    },
-    GetSessionUser {
-        session_id: String,
-        target_session_id: String,
-    },
-    GetCurrentSession {
-        session_id: String,
-    },
-    ExtendSession {
-        session_id: String,
-    },
-    ConfirmId {
-        session_id: String,
-        password: String,
-    },
-    OpenClientlessSession {
-        session_id: String,
-        user_id: String,
-        client_name: Option<String>,
-    },
-    CloseClientlessSession {
-        session_id: String,
-        clientless_session_id: String,
-    },
-}
-
-impl Request {
-    pub fn from_fields(op: Operation, f: &Fields) -> Result<Self, Fault> {
-        use Operation as O;
-        Ok(match op {
-            O::GetSession => Request::GetSession {
-                user_id: f.required("userId")?,
-                password: f.required("password")?,
-            },
-            O::GetBWSession => Request::GetBWSession {
-                user_id: f.required("userId")?,
-                password: f.required("password")?,
-            },
-            O::CloseSession => Request::CloseSession {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::ValidateSession => Request::ValidateSession {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::DeleteSessionId => Request::DeleteSessionId {
-                session_id: f.required_id("sessionId")?,
-                target_session_id: f.required_id("targetSessionId")?,
-            },
-            O::DeleteExpiredSessionIds => Request::DeleteExpiredSessionIds {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::GetExpiredSessionIds => Request::GetExpiredSessionIds {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::ListActiveSessionIds => Request::ListActiveSessionIds {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::StartSession => Request::StartSession {
-                user_id: f.required("userId")?,
-                password: f.required("password")?,
-                client_type: f.optional("clientType"),
-                client_name: f.optional("clientName"),
-            },
-            O::GetSessions => Request::GetSessions {
-                session_id: f.required_id("sessionId")?,
-                filter_session_id: f.optional_id("filterSessionId"),
-                filter_user_id: f.optional("filterUserId"),
-                filter_client_type: f.optional("filterClientType"),
-                include_expired: f.optional_bool("includeExpired")?,
-                offset: f.optional_int("offset")?,
-                limit: f.optional_int("limit")?,
-            },
-            O::GetSessionInfo => Request::GetSessionInfo {
-                session_id: f.required_id("sessionId")?,
-                target_session_id: f.required_id("targetSessionId")?,
-            },
-            O::GetSessionUser => Request::GetSessionUser {
-                session_id: f.required_id("sessionId")?,
-                target_session_id: f.required_id("targetSessionId")?,
-            },
-            O::GetCurrentSession => Request::GetCurrentSession {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::ExtendSession => Request::ExtendSession {
-                session_id: f.required_id("sessionId")?,
-            },
-            O::ConfirmId => Request::ConfirmId {
-                session_id: f.required_id("sessionId")?,
-                password: f.required("password")?,
-            },
-            O::OpenClientlessSession => Request::OpenClientlessSession {
-                session_id: f.required_id("sessionId")?,
-                user_id: f.required("userId")?,
-                client_name: f.optional("clientName"),
-            },
-            O::CloseClientlessSession => Request::CloseClientlessSession {
-                session_id: f.required_id("sessionId")?,
-                clientless_session_id: f.required_id("clientlessSessionId")?,
-            },
-        })
-    }
-
-    pub fn operation(&self) -> Operation {
-        use Operation as O;
-        match self {
-            Request::GetSession { .. } => O::GetSession,
-            Request::GetBWSession { .. } => O::GetBWSession,
-            Request::CloseSession { .. } => O::CloseSession,
-            Request::ValidateSession { .. } => O::ValidateSession,
-            Request::DeleteSessionId { .. } => O::DeleteSessionId,
-            Request::DeleteExpiredSessionIds { .. } => O::DeleteExpiredSessionIds,
-            Request::GetExpiredSessionIds { .. } => O::GetExpiredSessionIds,
-            Request::ListActiveSessionIds { .. } => O::ListActiveSessionIds,
-            Request::StartSession { .. } => O::StartSession,
-            Request::GetSessions { .. } => O::GetSessions,
-            Request::GetSessionInfo { .. } => O::GetSessionInfo,
-            Request::GetSessionUser { .. } => O::GetSessionUser,
-            Request::GetCurrentSession { .. } => O::GetCurrentSession,
-            Request::ExtendSession { .. } => O::ExtendSession,
-            Request::ConfirmId { .. } => O::ConfirmId,
-            Request::OpenClientlessSession { .. } => O::OpenClientlessSession,
-            Request::CloseClientlessSession { .. } => O::CloseClientlessSession,
-        }
     }
 }
 
@@ -335,46 +101,21 @@ impl Request {
 mod tests {
     use super::*;
 
-    #[test]
-    fn actions_name_operations_with_or_without_the_namespace() {
-        assert_eq!(
-            Operation::from_action("\"urn:sessiond:session:1/validateSession\""),
-            Some(Operation::ValidateSession)
-        );
-        assert_eq!(
-            Operation::from_action("getSession"),
-            Some(Operation::GetSession)
-        );
-        assert_eq!(Operation::from_action(""), None);
-        assert_eq!(Operation::from_action("urn:other/thing"), None);
+    fn field(name: &str, value: Option<&str>) -> Field {
+        Field {
+            name: name.into(),
+            value: value.map(str::to_owned),
+        }
     }
 
     #[test]
     fn a_nil_optional_is_absent_and_a_nil_required_is_missing() {
-        let fields = Fields(vec![
-            Field {
-                name: "sessionId".into(),
-                value: None,
-            },
-            Field {
-                name: "limit".into(),
-                value: None,
-            },
-        ]);
+        let fields = Fields(vec![field("sessionId", None), field("limit", None)]);
         assert!(Request::from_fields(Operation::GetSessions, &fields).is_err());
         let fields = Fields(vec![
-            Field {
-                name: "sessionId".into(),
-                value: Some(" abc ".into()),
-            },
-            Field {
-                name: "limit".into(),
-                value: None,
-            },
-            Field {
-                name: "offset".into(),
-                value: Some(" +3 ".into()),
-            },
+            field("sessionId", Some(" abc ")),
+            field("limit", None),
+            field("offset", Some(" +3 ")),
         ]);
         match Request::from_fields(Operation::GetSessions, &fields)
             .ok()
@@ -386,11 +127,33 @@ mod tests {
                 offset,
                 ..
             } => {
-                assert_eq!(session_id, "abc");
+                assert_eq!(session_id.unwrap().as_str(), "abc");
                 assert_eq!(limit, None);
                 assert_eq!(offset, Some(3));
             }
             _ => panic!("wrong request"),
         }
+    }
+
+    #[test]
+    fn a_session_id_that_can_name_no_session_is_read_as_none_not_refused() {
+        let fields = Fields(vec![field("sessionId", Some("not an id!"))]);
+        match Request::from_fields(Operation::ValidateSession, &fields).ok() {
+            Some(Request::ValidateSession { session_id }) => assert!(session_id.is_none()),
+            _ => panic!("refused"),
+        }
+    }
+
+    #[test]
+    fn a_bad_client_type_is_an_invalid_request() {
+        let fields = Fields(vec![
+            field("userId", Some("alice")),
+            field("password", Some("pw")),
+            field("clientType", Some(&"x".repeat(65))),
+        ]);
+        let fault = Request::from_fields(Operation::StartSession, &fields)
+            .err()
+            .unwrap();
+        assert_eq!(fault.code(), Some(FaultCode::InvalidRequest));
     }
 }

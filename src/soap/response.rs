@@ -40,30 +40,36 @@ pub struct SessionInfoItem {
     pub is_remote: bool,
 }
 
-/// One operation's result.
+/// What an operation answers, the shape of its response element's content.
 #[derive(Debug, Clone)]
-pub enum Response {
+pub enum Answer {
     /// getSession, getBWSession.
-    SessionId(Operation, String),
+    SessionId(String),
     /// closeSession, closeClientlessSession.
-    Closed(Operation, bool),
+    Closed(bool),
     Valid(bool),
     /// deleteSessionId: an empty response element.
-    Deleted,
+    Empty,
     DeletedCount(i32),
     /// An array result whole (getExpiredSessionIds, listActiveSessionIds, getSessions);
     /// nil-terminated unless the caller is `bw`. Long ones are sent in parts: see [`Items`].
     List {
-        operation: Operation,
         items: Items,
         nil_terminated: bool,
     },
     /// startSession, getSessionInfo, getCurrentSession.
-    SessionInfo(Operation, Box<SessionInfoItem>),
+    SessionInfo(Box<SessionInfoItem>),
     UserId(String),
     ExpirationTime(NaiveDateTime),
     Confirmed(bool),
     ClientlessSessionId(String),
+}
+
+/// One operation's result: the answer, in the operation's response element.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub operation: Operation,
+    pub answer: Answer,
 }
 
 /// Elements of an array result: `Session`s for the legacy lists, `SessionInfo`s for getSessions.
@@ -85,22 +91,23 @@ impl Items {
     }
 }
 
-fn envelope_open(version: SoapVersion, op: &str) -> String {
+fn envelope_open(version: SoapVersion, op: Operation) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
          <soap:Envelope xmlns:soap=\"{}\" xmlns:xsi=\"{XSI}\"><soap:Body>\
-         <tns:{op}Response xmlns:tns=\"{NS}\">",
-        version.envelope_ns()
+         <tns:{} xmlns:tns=\"{NS}\">",
+        version.envelope_ns(),
+        op.response_name()
     )
 }
 
-fn envelope_close(op: &str) -> String {
-    format!("</tns:{op}Response></soap:Body></soap:Envelope>")
+fn envelope_close(op: Operation) -> String {
+    format!("</tns:{}></soap:Body></soap:Envelope>", op.response_name())
 }
 
 /// The start of an array response sent in parts: envelope, Body, the response element.
 pub fn list_open(version: SoapVersion, operation: Operation) -> String {
-    envelope_open(version, operation.name())
+    envelope_open(version, operation)
 }
 
 /// The end of an array response sent in parts: the nil element if due, then the closing tags.
@@ -110,7 +117,7 @@ pub fn list_close(operation: Operation, nil_terminated: bool) -> String {
     } else {
         ""
     };
-    format!("{nil}{}", envelope_close(operation.name()))
+    format!("{nil}{}", envelope_close(operation))
 }
 
 /// The four validateSession answers, built on first use.
@@ -118,7 +125,7 @@ fn valid_answer(version: SoapVersion, valid: bool) -> &'static String {
     static ANSWERS: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
     let answers = ANSWERS.get_or_init(|| {
         let build = |version: SoapVersion, valid: bool| {
-            let op = Operation::ValidateSession.name();
+            let op = Operation::ValidateSession;
             let mut b = Body(envelope_open(version, op));
             b.boolean("valid", valid);
             b.0 + &envelope_close(op)
@@ -204,50 +211,37 @@ impl Body {
 }
 
 impl Response {
-    pub fn operation(&self) -> Operation {
-        match self {
-            Response::SessionId(op, _) | Response::Closed(op, _) | Response::SessionInfo(op, _) => {
-                *op
-            }
-            Response::List { operation, .. } => *operation,
-            Response::Valid(_) => Operation::ValidateSession,
-            Response::Deleted => Operation::DeleteSessionId,
-            Response::DeletedCount(_) => Operation::DeleteExpiredSessionIds,
-            Response::UserId(_) => Operation::GetSessionUser,
-            Response::ExpirationTime(_) => Operation::ExtendSession,
-            Response::Confirmed(_) => Operation::ConfirmId,
-            Response::ClientlessSessionId(_) => Operation::OpenClientlessSession,
-        }
+    pub fn new(operation: Operation, answer: Answer) -> Self {
+        Self { operation, answer }
     }
 
     pub fn encode(&self, version: SoapVersion) -> String {
+        let op = self.operation;
         // validateSession is most of the traffic and has four possible answers: write them once.
-        if let Response::Valid(valid) = self {
+        if let (Operation::ValidateSession, Answer::Valid(valid)) = (op, &self.answer) {
             return valid_answer(version, *valid).clone();
         }
-        let op = self.operation();
-        if let Response::List {
+        if let Answer::List {
             items,
             nil_terminated,
-            ..
-        } = self
+        } = &self.answer
         {
             return list_open(version, op) + &items.encode() + &list_close(op, *nil_terminated);
         }
-        let mut b = Body(envelope_open(version, op.name()));
-        match self {
-            Response::SessionId(_, id) => b.text("sessionId", id),
-            Response::Closed(_, closed) => b.boolean("closed", *closed),
-            Response::Valid(_) => unreachable!("answered above"),
-            Response::Deleted | Response::List { .. } => {}
-            Response::DeletedCount(n) => b.text("deletedCount", &n.to_string()),
-            Response::SessionInfo(_, s) => b.session_info("session", s),
-            Response::UserId(id) => b.text("userId", id),
-            Response::ExpirationTime(t) => b.time("expirationTime", *t),
-            Response::Confirmed(c) => b.boolean("confirmed", *c),
-            Response::ClientlessSessionId(id) => b.text("clientlessSessionId", id),
+        let mut b = Body(envelope_open(version, op));
+        match &self.answer {
+            Answer::SessionId(id) => b.text("sessionId", id),
+            Answer::Closed(closed) => b.boolean("closed", *closed),
+            Answer::Valid(valid) => b.boolean("valid", *valid),
+            Answer::Empty | Answer::List { .. } => {}
+            Answer::DeletedCount(n) => b.text("deletedCount", &n.to_string()),
+            Answer::SessionInfo(s) => b.session_info("session", s),
+            Answer::UserId(id) => b.text("userId", id),
+            Answer::ExpirationTime(t) => b.time("expirationTime", *t),
+            Answer::Confirmed(c) => b.boolean("confirmed", *c),
+            Answer::ClientlessSessionId(id) => b.text("clientlessSessionId", id),
         }
-        b.0.push_str(&envelope_close(op.name()));
+        b.0.push_str(&envelope_close(op));
         b.0
     }
 }
@@ -258,18 +252,22 @@ mod tests {
 
     #[test]
     fn an_empty_list_is_one_nil_element_unless_bw() {
-        let r = Response::List {
-            operation: Operation::ListActiveSessionIds,
-            items: Items::Sessions(vec![]),
-            nil_terminated: true,
-        };
+        let r = Response::new(
+            Operation::ListActiveSessionIds,
+            Answer::List {
+                items: Items::Sessions(vec![]),
+                nil_terminated: true,
+            },
+        );
         let xml = r.encode(SoapVersion::V11);
         assert!(xml.contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"><tns:session xsi:nil=\"true\"/></tns:listActiveSessionIdsResponse>"));
-        let r = Response::List {
-            operation: Operation::ListActiveSessionIds,
-            items: Items::Sessions(vec![]),
-            nil_terminated: false,
-        };
+        let r = Response::new(
+            Operation::ListActiveSessionIds,
+            Answer::List {
+                items: Items::Sessions(vec![]),
+                nil_terminated: false,
+            },
+        );
         assert!(r.encode(SoapVersion::V12).contains("<tns:listActiveSessionIdsResponse xmlns:tns=\"urn:sessiond:session:1\"></tns:listActiveSessionIdsResponse>"));
     }
 

@@ -86,16 +86,9 @@ mod tests {
     }
 
     #[test]
-    fn every_operation_of_the_contract_has_a_handler_and_no_more() {
+    fn both_descriptions_declare_the_operations_of_the_table_in_its_order() {
         for d in [Description::Soap11, Description::Soap12] {
             let declared = declared_operations(d);
-            assert_eq!(declared.len(), 17);
-            for name in &declared {
-                assert!(
-                    Operation::from_name(name).is_some(),
-                    "no handler for {name}"
-                );
-            }
             let ours: Vec<_> = Operation::ALL.iter().map(|o| o.name().to_owned()).collect();
             assert_eq!(ours, declared);
         }

@@ -10,6 +10,7 @@ pub mod console;
 pub mod history;
 pub mod schema;
 pub mod sessions;
+pub mod url;
 pub mod users;
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::config::{Backend, DatabaseUrl};
+pub use url::{Backend, DatabaseUrl};
 
 pub use diesel::result::Error as QueryError;
 
@@ -174,6 +175,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// True when a read is a call into this process (SQLite), not a network round trip.
+    pub fn reads_in_process(&self) -> bool {
+        self.backend == Backend::Sqlite
     }
 
     pub fn conn(&self) -> Result<Conn, r2d2::PoolError> {

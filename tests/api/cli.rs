@@ -675,6 +675,126 @@ fn a_config_file_that_does_not_exist_stops_the_start_naming_it() {
 }
 
 #[test]
+fn a_session_timeout_of_a_million_years_stops_list_active_naming_it_and_its_range_without_a_panic()
+{
+    let site = Site::new().with("SESSIOND_SESSION_TIMEOUT", "1000000y");
+    let out = site.run(&["sessions", "list-active"]);
+    out.failed_naming(&["SESSIOND_SESSION_TIMEOUT", "1s to 365d"]);
+    // A panic exits with 101 and says "panicked"; a refused setting is an ordinary failure.
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+}
+
+#[test]
+fn a_session_timeout_that_is_not_a_duration_is_explained_in_plain_words() {
+    let site = Site::new().with("SESSIOND_SESSION_TIMEOUT", "abc");
+    let out = site.run(&["serve"]);
+    out.failed_naming(&["SESSIOND_SESSION_TIMEOUT: 'abc' is not a duration like 30m or 90s"]);
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+}
+
+#[test]
+fn a_number_out_of_its_range_stops_every_verb_naming_the_setting_and_the_range() {
+    let site = Site::new().with("SESSIOND_DB_POOL_SIZE", "0");
+    site.run(&["serve"])
+        .failed_naming(&["SESSIOND_DB_POOL_SIZE", "1 to 1000"]);
+    site.run(&["user", "list"])
+        .failed_naming(&["SESSIOND_DB_POOL_SIZE", "1 to 1000"]);
+}
+
+#[test]
+fn an_activity_lag_over_a_tenth_of_the_timeout_is_said_to_be_capped_in_the_log_at_start() {
+    let site = Site::new().with("SESSIOND_ACTIVITY_LAG", "10m");
+    let server = site.serve();
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("SESSIOND_ACTIVITY_LAG"))
+        .unwrap_or_else(|| panic!("the cap is not in the log:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("capped at 3m"), "{line}");
+}
+
+#[test]
+fn help_lists_database_url_and_every_setting_with_its_default_for_sessiond_and_serve() {
+    let site = Site::bare();
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let out = site.run(args);
+        out.succeeded();
+        for s in sessiond::config::SETTINGS {
+            let line = out
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", s.env)))
+                .unwrap_or_else(|| panic!("{} is not in `{}`: {out}", s.env, args.join(" ")));
+            assert!(
+                line.contains(&format!("[default: {}]", s.default)),
+                "{line}"
+            );
+        }
+        assert!(out.stdout.contains("DATABASE_URL "), "{out}");
+        assert!(out.stdout.contains("SESSIOND_LOGIN_WAIT "), "{out}");
+    }
+}
+
+/// The lines of one section (`Commands:`, `Arguments:`, `Options:`) of clap's help.
+fn help_section<'a>(help: &'a str, title: &str) -> Vec<&'a str> {
+    help.lines()
+        .skip_while(|l| *l != title)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+#[test]
+fn every_argument_and_option_of_every_verb_has_a_description() {
+    let site = Site::bare();
+    let mut todo = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = site.run(&args);
+        out.succeeded();
+        for title in ["Arguments:", "Options:"] {
+            for line in help_section(&out.stdout, title) {
+                // "  <USER>  The new user's ID": a name, two spaces or more, then words.
+                let parts = line.split("  ").filter(|p| !p.trim().is_empty()).count();
+                assert!(
+                    parts >= 2,
+                    "`{}` has no description: {line:?}",
+                    args.join(" ")
+                );
+                seen += 1;
+            }
+        }
+        for line in help_section(&out.stdout, "Commands:") {
+            let verb = line.split_whitespace().next().unwrap();
+            if verb != "help" {
+                todo.push(path.iter().cloned().chain([verb.to_owned()]).collect());
+            }
+        }
+    }
+    // sessiond, user, sessions and their verbs: at least --help on each of ~20 screens.
+    assert!(seen > 40, "only {seen} arguments and options seen");
+}
+
+#[test]
+fn version_prints_the_version_and_the_commit() {
+    let out = Site::bare().run(&["--version"]);
+    out.succeeded();
+    let line = out.stdout.trim();
+    let expected = format!("sessiond {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&expected), "{line}");
+    let commit = line[expected.len()..].trim_end_matches(')');
+    // "unknown" when built without git, as from a tarball.
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line}"
+    );
+}
+
+#[test]
 fn sessiond_toml_in_the_working_directory_is_read_without_being_named() {
     let site = Site::new();
     site.file("sessiond.toml", "session_timeout = \"soon\"\n");

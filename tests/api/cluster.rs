@@ -85,7 +85,7 @@ fn concurrent_removal_of_expired_sessions_ends_each_session_once() {
     // `opener` expired too: it was idle for 31 minutes.
     assert_eq!(counts.iter().sum::<usize>(), N + 1, "counts {counts:?}");
     for id in doomed.iter().step_by(37) {
-        let info = a.service.session_info(id).unwrap();
+        let info = a.service.session_info(&as_session_id(id)).unwrap();
         assert_eq!(info.end_reason.as_deref(), Some("expired"));
         assert!(!nodes[2].validate(id));
     }

@@ -127,7 +127,7 @@ fn sessions_past_their_lifetime_are_removed_with_their_end_at_the_cap() {
     app.clock().advance(8 * MINUTE);
     let r = app.call("deleteExpiredSessionIds", &[("sessionId", &remover)]);
     assert_eq!(r.value("deletedCount").as_deref(), Some("1"));
-    let info = app.service.session_info(&busy).unwrap();
+    let info = app.service.session_info(&as_session_id(&busy)).unwrap();
     assert_eq!(info.end_reason.as_deref(), Some("expired"));
     assert_eq!(
         info.ended_at,

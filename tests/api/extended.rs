@@ -241,7 +241,7 @@ fn every_way_a_session_ends_leaves_one_history_record() {
     )
     .assert_ok();
     let disabled = app.get_session("alice", PW);
-    app.service.disable_user("alice").unwrap();
+    app.service.disable_user(&as_user_id("alice")).unwrap();
     for (id, reason) in [
         (&expired, "expired"),
         (&closed, "closed"),
@@ -269,10 +269,10 @@ fn history_is_kept_for_the_retention_period_only() {
     app.call("closeSession", &[("sessionId", &id)]).assert_ok();
     app.clock().advance(23 * 60 * MINUTE);
     assert_eq!(app.service.purge_history().unwrap(), 0);
-    assert!(app.service.session_info(&id).is_ok());
+    assert!(app.service.session_info(&as_session_id(&id)).is_ok());
     app.clock().advance(2 * 60 * MINUTE);
     assert_eq!(app.service.purge_history().unwrap(), 1);
-    assert!(app.service.session_info(&id).is_err());
+    assert!(app.service.session_info(&as_session_id(&id)).is_err());
 }
 
 #[test]
@@ -298,8 +298,12 @@ fn extend_session_renews_and_returns_the_new_expiration_time() {
     let r = app.call("extendSession", &[("sessionId", &id)]);
     r.assert_ok();
     let expires = r.value("expirationTime").unwrap();
-    let expected =
-        app.service.session_info(&id).unwrap().last_activity + chrono::Duration::minutes(30);
+    let expected = app
+        .service
+        .session_info(&as_session_id(&id))
+        .unwrap()
+        .last_activity
+        + chrono::Duration::minutes(30);
     assert_eq!(
         expires,
         expected.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -337,7 +341,7 @@ fn clientless_sessions_are_opened_for_enabled_users_and_record_the_opener() {
     app.add_user("root", PW, None, &[Right::Administrator]);
     app.add_user("alice", PW, None, &[]);
     app.add_user("ghost", PW, None, &[]);
-    app.service.disable_user("ghost").unwrap();
+    app.service.disable_user(&as_user_id("ghost")).unwrap();
     let root = app.get_session("root", PW);
     let r = app.call(
         "openClientlessSession",
@@ -385,7 +389,7 @@ fn clientless_sessions_are_opened_for_enabled_users_and_record_the_opener() {
         &[("sessionId", &root), ("clientlessSessionId", &normal)],
     )
     .assert_fault("INVALID_REQUEST");
-    let info = app.service.session_info(&cl).unwrap();
+    let info = app.service.session_info(&as_session_id(&cl)).unwrap();
     assert_eq!(info.end_reason.as_deref(), Some("closed"));
 }
 
@@ -401,7 +405,7 @@ fn the_opener_may_close_its_clientless_session_after_losing_the_admin_right() {
     );
     let cl = r.value("clientlessSessionId").unwrap();
     app.service
-        .set_right("opener", Right::Administrator, false)
+        .set_right(&as_user_id("opener"), Right::Administrator, false)
         .unwrap();
     let r = app.call(
         "closeClientlessSession",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond::config::{Config, DatabaseUrl};
-use sessiond::domain::{Password, Right};
+use sessiond::domain::{Department, Password, Right, SessionId, UserId};
 use sessiond::service::clock::{Clock, ManualClock, SystemClock};
 use sessiond::service::SessionService;
 use sessiond::startup::Application;
@@ -50,6 +50,16 @@ impl TestDb {
                 postgres: Some(name),
             });
         }
+        Self::sqlite_in(dir)
+    }
+
+    /// A temporary SQLite file whatever SESSIOND_TEST_BACKEND says: for the tests of what
+    /// only SQLite can be made to do (a file locked by another process).
+    pub fn sqlite() -> Arc<Self> {
+        Self::sqlite_in(tempfile::tempdir().unwrap())
+    }
+
+    fn sqlite_in(dir: tempfile::TempDir) -> Arc<Self> {
         let url = DatabaseUrl::parse(&format!(
             "sqlite://{}",
             dir.path().join("sessiond.db").display()
@@ -306,17 +316,32 @@ pub fn operation(op: &str, fields: &[(&str, &str)]) -> String {
     xml
 }
 
+/// A session ID for the service's typed doors; the tests only pass ones the server made.
+pub fn as_session_id(id: &str) -> SessionId {
+    SessionId::parse(id).expect("a session ID the server made")
+}
+
+pub fn as_user_id(id: &str) -> UserId {
+    UserId::parse(id).expect("a valid user ID")
+}
+
 impl TestApp {
     pub fn clock(&self) -> &ManualClock {
         self.clock.as_ref().expect("spawned with a manual clock")
     }
 
     pub fn add_user(&self, user: &str, password: &str, department: Option<&str>, rights: &[Right]) {
+        let user = as_user_id(user);
+        let department = department.map(|d| Department::parse(d).unwrap());
         self.service
-            .add_user(user, &Password::new(password.into()), department)
+            .add_user(
+                &user,
+                &Password::parse(password.into()).unwrap(),
+                department.as_ref(),
+            )
             .unwrap();
         for right in rights {
-            self.service.set_right(user, *right, true).unwrap();
+            self.service.set_right(&user, *right, true).unwrap();
         }
     }
 

@@ -49,7 +49,7 @@ fn a_wrong_password_and_an_unknown_user_fail_alike() {
 fn a_disabled_user_cannot_log_in_and_gets_the_same_fault() {
     let app = spawn_app();
     app.add_user("alice", PW, None, &[]);
-    app.service.disable_user("alice").unwrap();
+    app.service.disable_user(&as_user_id("alice")).unwrap();
     app.call("getSession", &[("userId", "alice"), ("password", PW)])
         .assert_fault("AUTHENTICATION_FAILED");
     app.call("getBWSession", &[("userId", "alice"), ("password", PW)])
@@ -173,7 +173,7 @@ fn delete_session_id_ends_the_target_for_updaters_and_admins_without_department(
             .descendants()
             .any(|n| n.has_tag_name((NS, "deleteSessionIdResponse"))));
         assert!(!app.validate(&target));
-        let info = app.service.session_info(&target).unwrap();
+        let info = app.service.session_info(&as_session_id(&target)).unwrap();
         assert_eq!(info.end_reason.as_deref(), Some("deleted"));
     }
 }
@@ -304,7 +304,7 @@ fn expired_sessions_are_listed_until_removed_and_removal_counts_them() {
     assert_eq!(r.value("deletedCount").as_deref(), Some("2"));
     let r = app.call("getExpiredSessionIds", &sid(&caller));
     assert_eq!(r.sessions(), vec![None]);
-    let info = app.service.session_info(&old1).unwrap();
+    let info = app.service.session_info(&as_session_id(&old1)).unwrap();
     assert_eq!(info.end_reason.as_deref(), Some("expired"));
     let r = app.call("deleteExpiredSessionIds", &sid(&caller));
     assert_eq!(r.value("deletedCount").as_deref(), Some("0"));
@@ -319,7 +319,7 @@ fn every_login_removes_all_expired_sessions() {
     let fresh = app.get_bw_session("alice", PW);
     let r = app.call("getExpiredSessionIds", &sid(&fresh));
     assert_eq!(r.sessions(), Vec::<Option<String>>::new());
-    let info = app.service.session_info(&old).unwrap();
+    let info = app.service.session_info(&as_session_id(&old)).unwrap();
     assert_eq!(info.end_reason.as_deref(), Some("expired"));
     // Its end time is when it expired, not when it was removed.
     assert_eq!(info.ended_at, Some(info.expires_at));

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cluster;
+mod contract;
 mod expiry;
 mod extended;
 mod helpers;

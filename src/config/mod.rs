@@ -1,0 +1,479 @@
+//! Settings: defaults, then an optional TOML file, then the environment, which wins. The file
+//! (the one given, else `SESSIOND_CONFIG`, else `./sessiond.toml` if present) and the
+//! environment are merged into one TOML table, which serde reads once into a struct that refuses
+//! unknown keys; each value is then checked against its range. Errors name the variable, or the
+//! key and the file, the value came from.
+//!
+//! Every setting is declared once, in [`config_settings!`](crate::config_settings): the
+//! [`Config`] fields, their defaults, reading, ranges, [`SETTINGS`] (which `sessiond --help`
+//! prints) and this list all come from it. The TOML key is the variable in lower case without
+//! `SESSIOND_`; durations are written like `90s`, `30m`, `2h`, `30d`.
+//! How a value is read and checked lives in `read`; the tests of it all in `tests`.
+//!
+#![doc = crate::config_settings!(crate::config_doc_list)]
+
+mod read;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use read::*;
+
+// Re-exported: callers that named the URL types here keep compiling.
+pub use crate::store::{Backend, DatabaseUrl};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessiond.db";
+pub const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_ACTIVITY_LAG: Duration = Duration::from_secs(1);
+pub const DEFAULT_ENDPOINT_PATH: &str = "/services/SessionService";
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+pub const DEFAULT_LIST_PAGE_SIZE: u32 = 500;
+pub const DEFAULT_LOCKOUT_THRESHOLD: u32 = 5;
+pub const DEFAULT_LOCKOUT_DURATION: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(5);
+pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
+pub const DEFAULT_LOCATION: &str = "sessiond";
+pub const DEFAULT_CONSOLE_PATH: &str = "/admin/";
+
+const ENV_PREFIX: &str = "SESSIOND_";
+/// The variable naming the TOML file; not a setting itself.
+pub const CONFIG_FILE_VAR: &str = "SESSIOND_CONFIG";
+
+/// The one list of settings. Each row: the meaning (one line), the [`Config`] field, its type and
+/// default; the TOML key, the variable, the default as `--help` shows it; how it is read
+/// ([`Text`], [`Number`], [`Dur`], [`OptionalDur`], [`List`]), its range if it has one, and the
+/// function that turns what was read into the field's type.
+///
+/// It hands the rows to the macro named in its argument, so the same rows make the struct (here)
+/// and the module's documentation (which must be built before any item of the module exists).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_settings {
+    ($($then:tt)*) => { $($then)*! {
+        /// sqlite://PATH or postgres://user@host/db; a bare path is SQLite
+        database: DatabaseUrl = DatabaseUrl::parse(DEFAULT_DATABASE_URL).expect("default URL");
+            key "database_url", env "DATABASE_URL", shown "sqlite://sessiond.db",
+            read Text, then database_url;
+        /// address:port to listen on (port 0: any free port)
+        bind: SocketAddr = DEFAULT_BIND.parse().expect("default bind address");
+            key "bind", env "SESSIOND_BIND", shown "127.0.0.1:8080",
+            read Text, then bind_address;
+        /// idle timeout: a session unused this long expires
+        session_timeout: Duration = DEFAULT_SESSION_TIMEOUT;
+            key "session_timeout", env "SESSIOND_SESSION_TIMEOUT", shown "30m",
+            read Dur, within "1s" to "365d", then duration;
+        /// absolute cap on a session's life however busy, or off
+        session_max_lifetime: Option<Duration> = None;
+            key "session_max_lifetime", env "SESSIOND_SESSION_MAX_LIFETIME", shown "off",
+            read OptionalDur, within "1s" to "3650d", then optional_duration;
+        /// how far stored last activity may trail the real one; at most a tenth of the timeout
+        activity_lag: Duration = DEFAULT_ACTIVITY_LAG;
+            key "activity_lag", env "SESSIOND_ACTIVITY_LAG", shown "1s",
+            read Dur, within "0s" to "1h", then duration;
+        /// this instance's name, stored with the sessions it creates
+        location: String = default_location();
+            key "location", env "SESSIOND_LOCATION", shown "host name",
+            read Text, then name;
+        /// base URL clients reach us by, used in the served WSDL
+        public_url: Option<String> = None;
+            key "public_url", env "SESSIOND_PUBLIC_URL", shown "none",
+            read Text, then public_url;
+        /// where SOAP and the WSDL are served
+        endpoint_path: String = DEFAULT_ENDPOINT_PATH.to_owned();
+            key "endpoint_path", env "SESSIOND_ENDPOINT_PATH", shown "/services/SessionService",
+            read Text, then url_path;
+        /// more paths serving the same, comma-separated
+        endpoint_aliases: Vec<String> = Vec::new();
+            key "endpoint_aliases", env "SESSIOND_ENDPOINT_ALIASES", shown "none",
+            read List, then url_paths;
+        /// largest request body in bytes
+        max_body_size: usize = DEFAULT_MAX_BODY_SIZE;
+            key "max_body_size", env "SESSIOND_MAX_BODY_SIZE", shown "1048576",
+            read Number, within "1024" to "1073741824", then number;
+        /// sessions read per page of an array result (longer ones stream)
+        list_page_size: u32 = DEFAULT_LIST_PAGE_SIZE;
+            key "list_page_size", env "SESSIOND_LIST_PAGE_SIZE", shown "500",
+            read Number, within "1" to "100000", then number;
+        /// failed password checks in a row that lock a user (0: never)
+        lockout_threshold: u32 = DEFAULT_LOCKOUT_THRESHOLD;
+            key "lockout_threshold", env "SESSIOND_LOCKOUT_THRESHOLD", shown "5",
+            read Number, within "0" to "1000", then number;
+        /// how long a lock-out lasts
+        lockout_duration: Duration = DEFAULT_LOCKOUT_DURATION;
+            key "lockout_duration", env "SESSIOND_LOCKOUT_DURATION", shown "15m",
+            read Dur, within "1s" to "365d", then duration;
+        /// how long ended sessions stay in the history
+        history_retention: Duration = DEFAULT_HISTORY_RETENTION;
+            key "history_retention", env "SESSIOND_HISTORY_RETENTION", shown "30d",
+            read Dur, within "0s" to "3650d", then duration;
+        /// periodic removal of expired sessions, or off (every login removes some too)
+        sweep_interval: Option<Duration> = None;
+            key "sweep_interval", env "SESSIOND_SWEEP_INTERVAL", shown "off",
+            read OptionalDur, within "1s" to "7d", then optional_duration;
+        /// database connections
+        db_pool_size: u32 = DEFAULT_DB_POOL_SIZE;
+            key "db_pool_size", env "SESSIOND_DB_POOL_SIZE", shown "8",
+            read Number, within "1" to "1000", then number;
+        /// longest wait for a database connection before SERVICE_UNAVAILABLE
+        db_timeout: Duration = DEFAULT_DB_TIMEOUT;
+            key "db_timeout", env "SESSIOND_DB_TIMEOUT", shown "5s",
+            read Dur, within "1ms" to "10m", then duration;
+        /// how long a login waits for its turn at the password check before SERVICE_UNAVAILABLE
+        login_wait: Duration = DEFAULT_LOGIN_WAIT;
+            key "login_wait", env "SESSIOND_LOGIN_WAIT", shown "5s",
+            read Dur, within "0s" to "10m", then duration;
+        /// password hashes computed at once (Argon2 is slow on purpose)
+        hash_concurrency: usize = (cpus() / 2).max(1);
+            key "hash_concurrency", env "SESSIOND_HASH_CONCURRENCY", shown "half the cores",
+            read Number, within "1" to "1024", then number;
+        /// where the first start writes the admin password (mode 0600)
+        admin_password_file: PathBuf = PathBuf::from(DEFAULT_ADMIN_PASSWORD_FILE);
+            key "admin_password_file", env "SESSIOND_ADMIN_PASSWORD_FILE",
+            shown "sessiond-admin-password.txt",
+            read Text, then file_path;
+        /// proxy addresses whose X-Forwarded-For gives the caller's host, comma-separated
+        trusted_proxies: Vec<IpAddr> = Vec::new();
+            key "trusted_proxies", env "SESSIOND_TRUSTED_PROXIES", shown "none",
+            read List, then ip_addresses;
+        /// HTTP worker threads
+        workers: usize = cpus();
+            key "workers", env "SESSIOND_WORKERS", shown "cores",
+            read Number, within "1" to "1024", then number;
+        /// where the admin console is served (a path), or off
+        console_path: Option<String> = Some(DEFAULT_CONSOLE_PATH.to_owned());
+            key "console_path", env "SESSIOND_CONSOLE_PATH", shown "/admin/",
+            read Text, then console_path;
+    } };
+}
+
+/// The module documentation's list, from the rows of [`config_settings!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! config_doc_list {
+    ($(
+        #[doc = $meaning:literal]
+        $field:ident: $ty:ty = $default:expr;
+            key $key:literal, env $env:literal, shown $shown:literal,
+            read $read:ident $(, within $lo:literal to $hi:literal)?, then $then:ident;
+    )*) => {
+        concat!($(
+            "- `", $env, "` (`", $key, "`, default ", $shown,
+            $(", ", $lo, " to ", $hi,)? "):", $meaning, "\n",
+        )*)
+    };
+}
+
+macro_rules! range {
+    () => {
+        None
+    };
+    ($lo:literal, $hi:literal) => {
+        Some(($lo, $hi))
+    };
+}
+
+macro_rules! define_settings {
+    ($(
+        #[doc = $meaning:literal]
+        $field:ident: $ty:ty = $default:expr;
+            key $key:literal, env $env:literal, shown $shown:literal,
+            read $read:ident $(, within $lo:literal to $hi:literal)?, then $then:ident;
+    )*) => {
+        /// The settings, checked. Build one with [`Config::load`] or [`Config::from_sources`];
+        /// tests start from [`Config::default`] and change fields.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $(#[doc = $meaning] pub $field: $ty,)*
+            /// What was changed from what was asked (a capped value), for the log at start.
+            pub notices: Vec<String>,
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self { $($field: $default,)* notices: Vec::new() }
+            }
+        }
+
+        /// What serde reads from the merged table: every setting optional, nothing else allowed.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            $(#[serde(rename = $key, default)] $field: Option<$read>,)*
+        }
+
+        /// Every setting, for `--help` and the environment.
+        pub const SETTINGS: &[Setting] = &[$(Setting {
+            key: $key,
+            env: $env,
+            default: $shown,
+            range: range!($($lo, $hi)?),
+            meaning: $meaning,
+        },)*];
+
+        impl Config {
+            /// Sets every field that `raw` holds, checked; `origin` names where a key came from.
+            fn apply(&mut self, raw: Raw, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+                $(if let Some(value) = raw.$field {
+                    let invalid = |message| ConfigError::Invalid { setting: origin($key), message };
+                    $(value.within($lo, $hi).map_err(invalid)?;)?
+                    self.$field = $then(value).map_err(invalid)?;
+                })*
+                Ok(())
+            }
+        }
+    };
+}
+
+crate::config_settings!(define_settings);
+
+/// One setting as `--help` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The TOML key.
+    pub key: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+    /// The default as shown to people.
+    pub default: &'static str,
+    /// The smallest and largest value allowed, as written in a setting.
+    pub range: Option<(&'static str, &'static str)>,
+    /// One line, as written after `///` in the table (so with a leading space).
+    pub meaning: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {message}")]
+    Invalid { setting: String, message: String },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The host name, so instances are told apart in `location` without any setting.
+fn default_location() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_LOCATION.to_owned())
+}
+
+impl Config {
+    /// Reads the file (the given one, `SESSIOND_CONFIG`, or `./sessiond.toml` if it exists) and
+    /// the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let file = match file {
+            Some(path) => Some(path.to_owned()),
+            None => match env.get(CONFIG_FILE_VAR) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+            },
+        };
+        let text = match &file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let file = file.as_deref().zip(text.as_deref());
+        Self::from_sources(file, &env)
+    }
+
+    /// Builds a config from a TOML file's path and text and an environment map: `load` without
+    /// the I/O. Other variables in `env` are ignored.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origins: HashMap<String, String> = HashMap::new();
+        if let Some((path, text)) = file {
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.message().to_owned() + &line_of(text, e.span()),
+            })?;
+            for key in table.keys() {
+                origins.insert(key.clone(), format!("{key} in {}", path.display()));
+            }
+        }
+        // Environment values are strings; every reader below also accepts a string, so the
+        // merged table needs no knowledge of each setting's type.
+        for s in SETTINGS {
+            if let Some(text) = env.get(s.env) {
+                table.insert(s.key.to_owned(), toml::Value::String(text.clone()));
+                origins.insert(s.key.to_owned(), s.env.to_owned());
+            }
+        }
+        let raw: Raw =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let message = if SETTINGS.iter().any(|s| s.key == key) {
+                    e.inner().message().to_owned()
+                } else {
+                    // serde's message lists all the keys; the nearest one helps more.
+                    not_a_setting(&key)
+                };
+                // Only the file can hold a key that is not a setting, and it named them all.
+                let setting = origins.get(&key).cloned().unwrap_or(key);
+                ConfigError::Invalid { setting, message }
+            })?;
+        let mut config = Config::default();
+        let origin = |key: &str| {
+            origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| env_name(key).to_owned())
+        };
+        config.apply(raw, origin)?;
+        config.cap_activity_lag(
+            &origin("activity_lag"),
+            origins.contains_key("activity_lag"),
+        );
+        Ok(config)
+    }
+
+    /// SPEC 3: the lag is never more than a tenth of the timeout, whatever was asked; said in
+    /// the log so that nobody wonders why their setting seems ignored.
+    fn cap_activity_lag(&mut self, origin: &str, asked: bool) {
+        let cap = self.session_timeout / 10;
+        if self.activity_lag > cap {
+            let what = if asked {
+                format!("{origin} ({})", show_duration(self.activity_lag))
+            } else {
+                format!(
+                    "the default activity lag ({})",
+                    show_duration(self.activity_lag)
+                )
+            };
+            self.notices.push(format!(
+                "{what} is capped at {}, a tenth of the session timeout ({})",
+                show_duration(cap),
+                show_duration(self.session_timeout)
+            ));
+            self.activity_lag = cap;
+        }
+    }
+
+    /// The endpoint path first, then its aliases.
+    pub fn endpoint_paths(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.endpoint_path.as_str())
+            .chain(self.endpoint_aliases.iter().map(|s| s.as_str()))
+    }
+}
+
+/// The settings for `--help`: every variable, its default, its range and what it means.
+pub fn help() -> String {
+    let mut rows = vec![
+        (
+            CONFIG_FILE_VAR.to_owned(),
+            "the TOML file, as --config [default: ./sessiond.toml if present]".to_owned(),
+        ),
+        (
+            "RUST_LOG".to_owned(),
+            "log filter, like warn or sessiond=debug [default: info for serve, else warn]"
+                .to_owned(),
+        ),
+    ];
+    for s in SETTINGS {
+        let range = s
+            .range
+            .map(|(lo, hi)| format!(" [{lo} to {hi}]"))
+            .unwrap_or_default();
+        rows.push((
+            s.env.to_owned(),
+            format!("{} [default: {}]{range}", s.meaning.trim(), s.default),
+        ));
+    }
+    let width = rows.iter().map(|(env, _)| env.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Settings, from the environment (which wins) or the TOML file (the same names in lower \
+         case without SESSIOND_).\nDurations are written like 90s, 30m, 2h or 30d.\n",
+    );
+    for (env, meaning) in rows {
+        text.push_str(&format!("  {env:<width$}  {meaning}\n"));
+    }
+    text
+}
+
+/// The environment variable for a TOML key: `DATABASE_URL` is the one without our prefix.
+pub fn env_name(key: &str) -> String {
+    SETTINGS
+        .iter()
+        .find(|s| s.key == key)
+        .map(|s| s.env.to_owned())
+        .unwrap_or_else(|| format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()))
+}
+
+/// For a key that is no setting, the setting it was probably meant to be.
+fn not_a_setting(key: &str) -> String {
+    let nearest = SETTINGS
+        .iter()
+        .map(|s| (strsim::levenshtein(key, s.key), s.key))
+        .min()
+        .filter(|(distance, _)| *distance <= 3);
+    match nearest {
+        Some((_, known)) => format!("not a setting (did you mean {known}?)"),
+        None => "not a setting (sessiond --help lists them)".to_owned(),
+    }
+}
+
+/// " (line N)" for a TOML syntax error, so the message points into the file.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        // Bytes, not a str slice: a span off a char boundary must not panic (the fuzzer's text).
+        let before = &text.as_bytes()[..s.start.min(text.len())];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+/// A duration as a setting would write it: the largest unit that divides it, `1500ms`, `90s`,
+/// `30m`, `365d`. humantime's own formatting splits a year into months and hours.
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests;

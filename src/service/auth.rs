@@ -1,0 +1,176 @@
+//! Who is calling and what they may do: the caller's session and user, the rights of SPEC 2,
+//! password checks with the lock-out, and the one login gate.
+//!
+//! The gate is the only bound on password checks in flight and on how long a login waits for
+//! its turn (`login_wait`). The HTTP layer takes a turn before it takes a blocking thread, so
+//! the logins of a flood wait on no thread at all; the hashing threads behind the gate
+//! (`passwords.rs`) then never see more than the gate lets through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{chrono_duration, Result, ServiceError, SessionService};
+use crate::domain::{ClientType, Password, SessionId, UserId};
+use crate::store::sessions::{self, SessionRow};
+use crate::store::users::{self, UserRow};
+use crate::store::DbConnection;
+
+/// The authenticated caller of an operation: its session (activity already renewed) and user.
+pub(crate) struct Caller {
+    pub(crate) session: SessionRow,
+    pub(crate) user: UserRow,
+}
+
+impl Caller {
+    pub(crate) fn is_admin_without_department(&self) -> bool {
+        self.user.admin_right && self.user.department.is_none()
+    }
+
+    /// deleteSessionId, deleteExpiredSessionIds.
+    pub(crate) fn can_update(&self) -> bool {
+        self.user.update_right || self.is_admin_without_department()
+    }
+
+    /// Listings, and other users' sessions.
+    pub(crate) fn can_view(&self) -> bool {
+        self.user.view_right || self.user.update_right || self.user.admin_right
+    }
+
+    pub(crate) fn is_bw(&self) -> bool {
+        ClientType::is_bw(&self.session.client_type)
+    }
+}
+
+/// Bounds the password checks in flight and how long a login waits for its turn.
+pub struct LoginGate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// A login's turn at the password check; the next login may go when it is dropped.
+pub struct LoginTurn(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl LoginGate {
+    pub fn new(concurrent: usize, wait: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(concurrent.max(1))),
+            wait,
+        }
+    }
+
+    /// Waits, on no thread, at most the login wait for a turn; `LoginsBusy` past it.
+    pub async fn turn(&self) -> Result<LoginTurn> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(LoginTurn(permit));
+        }
+        if self.wait.is_zero() {
+            return Err(ServiceError::LoginsBusy);
+        }
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(LoginTurn(permit)),
+            _ => Err(ServiceError::LoginsBusy),
+        }
+    }
+}
+
+impl SessionService {
+    /// A turn at the password check, for getSession, getBWSession, startSession and confirmId;
+    /// take it before taking a thread to run them on.
+    pub async fn login_turn(&self) -> Result<LoginTurn> {
+        self.logins.turn().await
+    }
+
+    /// The caller's session must be stored, unexpired and its user enabled; renews it. An ID
+    /// that could name no session (`None`) is as invalid as one that is not stored.
+    pub(crate) fn authenticate(
+        &self,
+        conn: &mut DbConnection,
+        session_id: Option<&SessionId>,
+    ) -> Result<Caller> {
+        let id = session_id.ok_or(ServiceError::InvalidSession)?;
+        let (mut session, user) =
+            sessions::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
+        let now = self.now();
+        let alive = !user.disabled
+            && self
+                .activity
+                .renew_if(&session.session_id, session.last_activity, now, |last| {
+                    !self.is_expired(now, session.created_at, last)
+                });
+        if !alive {
+            return Err(ServiceError::InvalidSession);
+        }
+        session.last_activity = now;
+        Ok(Caller { session, user })
+    }
+
+    /// Checks a user's password with the lock-out rules; the user on success. A user ID or
+    /// password that could belong to no one (`None`) still costs a hash, so that no answer
+    /// comes sooner than a wrong password's.
+    pub(crate) fn check_password(
+        &self,
+        user_id: Option<&UserId>,
+        password: Option<&Password>,
+    ) -> Result<UserRow> {
+        let user = match user_id {
+            Some(id) => users::find(&mut *self.conn()?, id.as_str())?,
+            None => None,
+        };
+        // The connection is back in the pool while Argon2 runs.
+        let matches = self
+            .passwords
+            .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)?;
+        let Some(user) = user else {
+            return Err(ServiceError::AuthenticationFailed);
+        };
+        if user.disabled {
+            return Err(ServiceError::AuthenticationFailed);
+        }
+        let now = self.now();
+        if user.locked_until.is_some_and(|until| until > now) {
+            return Err(ServiceError::AccountLocked);
+        }
+        let mut conn = self.conn()?;
+        if !matches {
+            let lock_until = now + chrono_duration(self.settings.lockout_duration);
+            users::record_failure(
+                &mut conn,
+                &user.user_id,
+                self.settings.lockout_threshold,
+                lock_until,
+            )?;
+            log::warn!("failed password check for user {}", user.user_id);
+            return Err(ServiceError::AuthenticationFailed);
+        }
+        if user.failed_logins > 0 || user.locked_until.is_some() {
+            users::clear_failures(&mut conn, &user.user_id)?;
+        }
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    #[test]
+    fn a_login_past_the_bound_with_no_wait_is_told_busy_at_once() {
+        let gate = LoginGate::new(1, Duration::ZERO);
+        let first = gate
+            .turn()
+            .now_or_never()
+            .expect("a free turn is immediate");
+        assert!(first.is_ok());
+        let second = gate
+            .turn()
+            .now_or_never()
+            .expect("no wait means no waiting");
+        assert!(matches!(second, Err(ServiceError::LoginsBusy)));
+        drop(first);
+        let third = gate.turn().now_or_never().expect("the turn is free again");
+        assert!(third.is_ok());
+    }
+}

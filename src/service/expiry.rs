@@ -1,0 +1,119 @@
+//! When sessions expire, and what happens to them then: deadlines (idle timeout, absolute
+//! lifetime), storing the pending renewals that expiry in bulk is judged on, removal of the
+//! expired in small batches, and the purge of old history.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+
+use super::{chrono_duration, Result, SessionService};
+use crate::domain::EndReason;
+use crate::store::history;
+use crate::store::sessions::{self, Cutoffs};
+use crate::store::DbConnection;
+
+/// Expired sessions ended per transaction: small enough that a removal of a million never
+/// holds the write lock long enough to stall validateSession.
+const EXPIRED_BATCH: i64 = 2_000;
+/// Pause between those transactions, so other writers get the lock in between.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
+
+impl SessionService {
+    pub(crate) fn cutoffs(&self, now: NaiveDateTime) -> Cutoffs {
+        Cutoffs {
+            idle: now - chrono_duration(self.settings.session_timeout),
+            lifetime: self
+                .settings
+                .session_max_lifetime
+                .map(|l| now - chrono_duration(l)),
+        }
+    }
+
+    /// Last activity + timeout, capped by the absolute lifetime when one is set.
+    pub(crate) fn expires_at(
+        &self,
+        created: NaiveDateTime,
+        last_activity: NaiveDateTime,
+    ) -> NaiveDateTime {
+        let idle_end = last_activity + chrono_duration(self.settings.session_timeout);
+        match self.settings.session_max_lifetime {
+            Some(l) => idle_end.min(created + chrono_duration(l)),
+            None => idle_end,
+        }
+    }
+
+    pub(crate) fn is_expired(
+        &self,
+        now: NaiveDateTime,
+        created: NaiveDateTime,
+        last: NaiveDateTime,
+    ) -> bool {
+        now > self.expires_at(created, last)
+    }
+
+    /// Stores the renewals this instance holds in memory.
+    pub fn store_pending_activity(&self) -> Result<()> {
+        if self.activity.is_empty() {
+            return Ok(());
+        }
+        self.store_pending_on(&mut *self.conn()?)
+    }
+
+    pub(crate) fn store_pending_on(&self, conn: &mut DbConnection) -> Result<()> {
+        let mut renewals = self.activity.take();
+        // Rows are locked in ID order, as any other writer would meet them: two instances
+        // storing overlapping renewals cannot deadlock on each other.
+        renewals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if renewals.is_empty() {
+            return Ok(());
+        }
+        let stored = sessions::store_activity(conn, &renewals);
+        if stored.is_err() {
+            self.activity.restore(renewals);
+        }
+        Ok(stored?)
+    }
+
+    /// Ends every expired session (reason `expired`, end time its expiration time); returns
+    /// how many this call ended.
+    pub fn remove_expired(&self) -> Result<usize> {
+        let mut conn = self.conn()?;
+        self.store_pending_on(&mut conn)?;
+        let cutoffs = self.cutoffs(self.now());
+        let mut passes = vec![sessions::Expiry::Idle(cutoffs.idle)];
+        passes.extend(cutoffs.lifetime.map(sessions::Expiry::Lifetime));
+        let mut total = 0;
+        for expiry in passes {
+            let mut after = None;
+            loop {
+                let (next, ended) = sessions::end_expired_batch(
+                    &mut conn,
+                    expiry,
+                    after.as_ref(),
+                    EXPIRED_BATCH,
+                    EndReason::Expired.as_str(),
+                    |row| self.expires_at(row.created_at, row.last_activity),
+                )?;
+                total += ended;
+                match next {
+                    Some(key) => after = Some(key),
+                    None => break,
+                }
+                // A breath between batches: SQLite hands the write lock to no one in
+                // particular, and back-to-back batches kept the activity store and logins
+                // waiting past the busy timeout during a million-row removal.
+                std::thread::sleep(BATCH_PAUSE);
+            }
+        }
+        if total > 0 {
+            log::info!("removed {total} expired sessions");
+        }
+        Ok(total)
+    }
+
+    /// Drops history records older than the retention period.
+    pub fn purge_history(&self) -> Result<usize> {
+        let cutoff = self.now() - chrono_duration(self.settings.history_retention);
+        Ok(history::purge_ended_before(&mut *self.conn()?, cutoff)?)
+    }
+}
