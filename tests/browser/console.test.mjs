@@ -221,7 +221,7 @@ test('paging through 10,000 sessions shows each once, forwards and back', async 
   await withBrowser(async (page) => {
     await signIn(page, server, 'ops', 'ops-password');
     await page.goto(`${server.console}sessions?user=bulk&sort=created&order=asc&size=500`);
-    assert.match(await page.locator('#total').innerText(), /^10,000 sessions match; 500 on this page/);
+    assert.match(await page.locator('#total').innerText(), /^Matching sessions: 10,000; 500 on this page/);
     await screenshot(page, 'paging-first', false);
     const seen = new Set();
     const firsts = [];
@@ -256,6 +256,24 @@ test('paging through 10,000 sessions shows each once, forwards and back', async 
     await page.waitForLoadState();
     assert.equal((await idsOnPage())[0], 'bulk000001');
     assert.equal(await page.getByRole('link', { name: 'Previous page' }).count(), 0);
+  });
+});
+
+test('at 200% zoom the pages reflow: no page-wide horizontal scrolling', async () => {
+  await withBrowser(async (page) => {
+    // 200 % zoom of a 1280 px window is a 640 px wide layout at twice the pixels.
+    await page.setViewportSize({ width: 640, height: 800 });
+    await signIn(page, server, 'ops', 'ops-password');
+    await page.waitForURL(server.console);
+    for (const path of ['', 'sessions', 'history', 'users']) {
+      await page.goto(server.console + path);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      assert.ok(overflow <= 0, `${path || 'overview'} is ${overflow} px wider than the window`);
+    }
+    await page.goto(`${server.console}sessions`);
+    await screenshot(page, 'sessions-narrow');
   });
 });
 
