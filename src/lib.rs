@@ -3,6 +3,7 @@
 //! The binary in `main.rs` is a thin shell over these modules, so the tests drive the same code.
 
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod http;
 pub mod service;

@@ -20,6 +20,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
+use crate::console::{self, ConsoleSettings};
 use crate::http::health::Observability;
 use crate::http::{self, AppState};
 use crate::service::clock::{Clock, SystemClock};
@@ -164,10 +165,19 @@ impl Application {
             client_timeout: config.client_timeout,
             telemetry: telemetry.clone(),
         });
-        let operator = operator_routes(web::Data::new(Observability {
+        // The console goes with the other operator's endpoints: on the admin listener when
+        // SESSIOND_ADMIN_BIND is set, else beside SOAP.
+        let console = config.console_path.clone().map(|path| ConsoleSettings {
+            path,
             service: service.clone(),
-            telemetry: telemetry.clone(),
-        }));
+        });
+        let operator = operator_routes(
+            web::Data::new(Observability {
+                service: service.clone(),
+                telemetry: telemetry.clone(),
+            }),
+            console,
+        );
         let operator_on_soap = config.admin_bind.is_none();
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
@@ -220,7 +230,7 @@ impl Application {
                     .listen(listener)
                     .map_err(|source| StartupError::Bind { addr, source })?
                     .run();
-                log::info!("operator endpoints (health, metrics) on http://{bound}");
+                log::info!("operator endpoints (health, metrics, console) on http://{bound}");
                 Some((server, bound.port()))
             }
         };
@@ -401,10 +411,11 @@ fn spawn_every(
 /// given: health, metrics, and the console.
 fn operator_routes(
     observability: web::Data<Observability>,
+    console: Option<ConsoleSettings>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
         cfg.configure(http::health::config(observability.clone()));
-        // The console (src/console/) mounts here: `cfg.configure(console::config);`
+        cfg.configure(console::config(console.clone()));
     }
 }
 

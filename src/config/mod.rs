@@ -48,6 +48,7 @@ pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONSOLE_PATH: &str = "/admin/";
 
 const ENV_PREFIX: &str = "SESSIOND_";
 /// The variable naming the TOML file; not a setting itself.
@@ -189,6 +190,10 @@ macro_rules! config_settings {
         tls_key: Option<PathBuf> = None;
             key "tls_key", env "SESSIOND_TLS_KEY", shown "none",
             read Text, then optional_file_path;
+        /// where the admin console is served (a path), or off
+        console_path: Option<String> = Some(DEFAULT_CONSOLE_PATH.to_owned());
+            key "console_path", env "SESSIOND_CONSOLE_PATH", shown "/admin/",
+            read Text, then console_path;
     } };
 }
 

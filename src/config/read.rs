@@ -267,6 +267,19 @@ pub(super) fn url_path(t: Text) -> Result<String, String> {
     one_path(&t.0)
 }
 
+/// `off`, or a path; a trailing `/` is added, since the console's pages live below it.
+pub(super) fn console_path(t: Text) -> Result<Option<String>, String> {
+    if t.0.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let path = one_path(&t.0)?;
+    Ok(Some(if path.ends_with('/') {
+        path
+    } else {
+        format!("{path}/")
+    }))
+}
+
 pub(super) fn url_paths(l: List) -> Result<Vec<String>, String> {
     l.0.iter().map(|p| one_path(p)).collect()
 }

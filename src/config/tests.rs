@@ -325,3 +325,17 @@ fn a_tls_certificate_without_a_key_names_the_missing_key() {
     .unwrap();
     assert_eq!(both.tls_key, Some(PathBuf::from("k.pem")));
 }
+
+#[test]
+fn the_console_path_gets_a_trailing_slash_and_off_turns_it_off() {
+    assert_eq!(
+        from_env(&[]).unwrap().console_path.as_deref(),
+        Some("/admin/")
+    );
+    let c = from_env(&[("SESSIOND_CONSOLE_PATH", "/ops")]).unwrap();
+    assert_eq!(c.console_path.as_deref(), Some("/ops/"));
+    let c = from_env(&[("SESSIOND_CONSOLE_PATH", "off")]).unwrap();
+    assert_eq!(c.console_path, None);
+    let e = from_env(&[("SESSIOND_CONSOLE_PATH", "admin")]).unwrap_err();
+    assert!(e.to_string().contains("SESSIOND_CONSOLE_PATH"), "{e}");
+}

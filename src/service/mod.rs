@@ -10,17 +10,20 @@
 //! (deadlines, pending activity, removal, history purge), `activity` (renewals in memory),
 //! `passwords` (the hashing threads), `policy` (ending many sessions at once, the
 //! rule for new passwords), `view` (a session as clients see it), `admin` (the
-//! CLI's verbs), `clock`.
+//! CLI's verbs), `console` (what the admin console sees and does), `login_stats` (logins per
+//! minute for its chart), `clock`.
 
 pub mod activity;
 mod admin;
 pub mod auth;
 pub mod clock;
+pub mod console;
 mod error;
 mod expiry;
 mod health;
 mod listing;
 mod lockout;
+pub mod login_stats;
 pub mod passwords;
 mod policy;
 mod view;
@@ -90,6 +93,7 @@ pub struct SessionService {
     /// Where logins, ended sessions and activity flushes are counted.
     telemetry: Arc<Telemetry>,
     unknown_names: UnknownNames,
+    login_counts: login_stats::LoginStats,
 }
 
 impl SessionService {
@@ -111,6 +115,7 @@ impl SessionService {
             logins,
             telemetry,
             unknown_names: UnknownNames::default(),
+            login_counts: Default::default(),
         })
     }
 
@@ -377,7 +382,9 @@ impl SessionService {
         client_name: Option<ClientName>,
         ctx: &CallContext,
     ) -> Result<SessionView> {
-        let user = self.check_password(user_id, password, ctx.host.as_deref())?;
+        let checked = self.check_password(user_id, password, ctx.host.as_deref());
+        self.login_counts.record(self.now(), checked.is_ok());
+        let user = checked?;
         // The legacy server removed every expired session on each login; clients rely on it.
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;

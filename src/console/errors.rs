@@ -1,0 +1,90 @@
+//! How console failures reach the browser: a page with a status and a plain reason, or, for a
+//! missing or ended sign-in, a redirect to the sign-in form.
+//!
+//! The service has already logged the cause of an internal or database failure; the browser
+//! only learns which kind it was, never the text.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::service::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No valid console session: go and sign in (the payload is the sign-in page's URL).
+    #[error("not signed in")]
+    SignedOut(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the session store is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ConsoleError {
+    /// A service error, for a signed-in user whose sign-in page is `sign_in`.
+    pub fn from_service(e: ServiceError, sign_in: &str) -> Self {
+        match e {
+            ServiceError::InvalidSession => ConsoleError::SignedOut(sign_in.to_owned()),
+            ServiceError::AccessDenied => {
+                ConsoleError::Forbidden("your rights do not allow this action")
+            }
+            ServiceError::SessionNotFound => ConsoleError::NotFound,
+            ServiceError::InvalidRequest(m) => ConsoleError::BadRequest(m),
+            ServiceError::AuthenticationFailed
+            | ServiceError::AccountLocked
+            | ServiceError::SessionLimitReached => ConsoleError::BadRequest(e.to_string()),
+            ServiceError::Unavailable | ServiceError::LoginsBusy => ConsoleError::Unavailable,
+            ServiceError::Internal => ConsoleError::Internal,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: String,
+}
+
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ConsoleError::SignedOut(_) => StatusCode::SEE_OTHER,
+            ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ConsoleError::NotFound => StatusCode::NOT_FOUND,
+            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ConsoleError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ConsoleError::SignedOut(to) = self {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, to.as_str()))
+                .finish();
+        }
+        let status = self.status_code();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("Error"),
+            message: self.to_string(),
+        };
+        match page.render() {
+            Ok(html) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(html),
+            Err(_) => HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(self.to_string()),
+        }
+    }
+}
