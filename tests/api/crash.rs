@@ -13,7 +13,7 @@ use sessiond::config::Backend;
 use crate::cli::Site;
 use crate::helpers::*;
 
-const PW: &str = "pw";
+const PW: &str = "pw-secret-1";
 const ROUNDS: usize = 3;
 const LOGIN_THREADS: usize = 3;
 const VALIDATE_THREADS: usize = 2;

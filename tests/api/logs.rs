@@ -72,7 +72,7 @@ fn json_log_lines_parse_and_hold_no_password_or_whole_session_id() {
 #[test]
 fn an_admin_action_through_the_cli_is_logged_with_the_os_user_as_actor() {
     let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
-    site.add_user("bob", "pw-bob");
+    site.add_user("bob", "pw-bob-secret");
     let out = site.run(&["user", "disable", "bob"]);
     out.succeeded();
     let event = out
@@ -94,7 +94,7 @@ fn an_admin_action_through_the_cli_is_logged_with_the_os_user_as_actor() {
 #[test]
 fn the_fifth_wrong_password_logs_the_lockout_start() {
     let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
-    site.add_user("carol", "pw-carol");
+    site.add_user("carol", "pw-carol-secret");
     let mut server = Server::start(site.command(&["serve"]));
     for _ in 0..5 {
         server
@@ -102,7 +102,7 @@ fn the_fifth_wrong_password_logs_the_lockout_start() {
             .assert_fault("AUTHENTICATION_FAILED");
     }
     server
-        .try_get_session("carol", "pw-carol")
+        .try_get_session("carol", "pw-carol-secret")
         .assert_fault("ACCOUNT_LOCKED");
     let log = server.stop();
     let events: Vec<serde_json::Value> = log

@@ -106,9 +106,9 @@ fn stalled_clients_past_the_descriptor_limit_do_not_keep_a_new_client_out() {
     let site = Site::new()
         .with("SESSIOND_CLIENT_TIMEOUT", "1s")
         .with("SESSIOND_WORKERS", "2");
-    site.add_user("alice", "pw");
+    site.add_user("alice", "pw-secret-1");
     let server = serve_with_descriptor_limit(&site, LIMIT);
-    let id = server.get_session("alice", "pw");
+    let id = server.get_session("alice", "pw-secret-1");
     let port = server.port();
 
     let crowd: Vec<TcpStream> = (0..STALLED).map(|_| stall(port, 100, 0)).collect();
@@ -158,9 +158,9 @@ fn memory_taken_by_400_stalled_one_mebibyte_bodies_is_given_back_after_they_leav
     let site = Site::new()
         .with("SESSIOND_CLIENT_TIMEOUT", "30s")
         .with("SESSIOND_WORKERS", "2");
-    site.add_user("alice", "pw");
+    site.add_user("alice", "pw-secret-1");
     let server = Server::start(site.command(&["serve"]));
-    let id = server.get_session("alice", "pw");
+    let id = server.get_session("alice", "pw-secret-1");
     assert!(server.validate(&id));
     let pid = server.child.id();
     let start = rss_kib(pid);

@@ -16,7 +16,7 @@ use sessiond::domain::Right;
 use crate::cli::{Server, Site};
 use crate::helpers::*;
 
-const PW: &str = "pw";
+const PW: &str = "pw-secret-1";
 const MINUTE: Duration = Duration::from_secs(60);
 const WIRE_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
