@@ -61,6 +61,20 @@ def _translate(exc: Exception) -> SessiondError:
     raise exc
 
 
+class _Session(requests.Session):
+    """A requests.Session whose own `verify` (a CA bundle, or False) wins over the
+    REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE variables: requests lets those replace a Session's
+    bundle, so a caller's explicit `verify=` would be ignored where they are set."""
+
+    def merge_environment_settings(  # type: ignore[no-untyped-def]
+        self, url, proxies, stream, verify, cert
+    ):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
 class _Transport(zeep.Transport):
     """zeep's transport with one requests.Session per thread.
 
@@ -87,14 +101,15 @@ class _Transport(zeep.Transport):
     def session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
         if s is None:
-            s = self._adopt(requests.Session())
+            s = self._adopt(_Session())
             s.headers["User-Agent"] = self._user_agent
         return s
 
     @session.setter
     def session(self, value: requests.Session) -> None:
-        # zeep's __init__ assigns the session it made for the constructing thread.
-        self._adopt(value)
+        # zeep's __init__ assigns the session it made for the constructing thread; ours takes
+        # its place, so that `verify` holds there too.
+        self._adopt(value if isinstance(value, _Session) else _Session())
 
     def close_all(self) -> None:
         with self._all_lock:
