@@ -72,13 +72,14 @@ fn clean(message: &str) -> Cow<'_, str> {
 }
 
 impl FaultCode {
-    pub const ALL: [FaultCode; 8] = [
+    pub const ALL: [FaultCode; 9] = [
         FaultCode::AuthenticationFailed,
         FaultCode::AccountLocked,
         FaultCode::InvalidSession,
         FaultCode::AccessDenied,
         FaultCode::SessionNotFound,
         FaultCode::InvalidRequest,
+        FaultCode::SessionLimitReached,
         FaultCode::ServiceUnavailable,
         FaultCode::InternalError,
     ];
