@@ -248,19 +248,11 @@ impl Manager {
         }
     }
 
-    fn connect_sqlite(&self) -> Result<Pooled, r2d2::Error> {
+    /// Opens a SQLite connection, logging nothing about a failure (see [`Manager::connect`]).
+    fn open_sqlite(&self) -> Result<Pooled, r2d2::Error> {
         let path = &self.database.target;
-        let mut conn = match diesel::SqliteConnection::establish(&sqlite_open_uri(path)) {
-            Ok(conn) => conn,
-            Err(e) => {
-                if Path::new(path).exists() {
-                    self.report_down(&format!("cannot open the database file {path}: {e}"));
-                } else {
-                    self.report_down(&format!("the database file {path} is missing"));
-                }
-                return Err(r2d2::Error::ConnectionError(e));
-            }
-        };
+        let mut conn = diesel::SqliteConnection::establish(&sqlite_open_uri(path))
+            .map_err(r2d2::Error::ConnectionError)?;
         let file = file_id(path);
         // Whether SQLite fell back to read-only (the file was not writable): a write that
         // matches no row asks for the write transaction and nothing else. BEGIN IMMEDIATE
@@ -290,12 +282,27 @@ impl Manager {
             self.busy_timeout.as_millis()
         ))
         .map_err(r2d2::Error::QueryError)?;
-        self.report_up();
         Ok(Pooled {
             conn: DbConnection::Sqlite(conn),
             file,
             read_only,
         })
+    }
+
+    /// A new connection of the URL's backend, logging nothing about a failure: the pool's
+    /// [`Manager::connect`] logs it once per outage, the start ([`Store::migrate`]) says it in
+    /// one line.
+    fn open(&self) -> Result<Pooled, r2d2::Error> {
+        match self.database.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.postgres_url())
+                .map(|conn| Pooled {
+                    conn: DbConnection::Postgres(conn),
+                    file: None,
+                    read_only: false,
+                })
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => self.open_sqlite(),
+        }
     }
 
     /// The URL with libpq's timeouts set from the database timeout, unless the URL sets them:
@@ -327,23 +334,26 @@ impl ManageConnection for Manager {
     type Connection = Pooled;
     type Error = r2d2::Error;
 
+    /// A connection for the pool. A failure to connect is logged once per outage.
     fn connect(&self) -> Result<Pooled, r2d2::Error> {
-        match self.database.backend {
-            Backend::Postgres => match diesel::PgConnection::establish(&self.postgres_url()) {
-                Ok(conn) => {
-                    self.report_up();
-                    Ok(Pooled {
-                        conn: DbConnection::Postgres(conn),
-                        file: None,
-                        read_only: false,
-                    })
+        match self.open() {
+            Ok(conn) => {
+                self.report_up();
+                Ok(conn)
+            }
+            Err(e) => {
+                if let r2d2::Error::ConnectionError(_) = &e {
+                    let path = &self.database.target;
+                    self.report_down(&match self.database.backend {
+                        Backend::Postgres => format!("cannot connect to PostgreSQL: {e}"),
+                        Backend::Sqlite if Path::new(path).exists() => {
+                            format!("cannot open the database file {path}: {e}")
+                        }
+                        Backend::Sqlite => format!("the database file {path} is missing"),
+                    });
                 }
-                Err(e) => {
-                    self.report_down(&format!("cannot connect to PostgreSQL: {e}"));
-                    Err(r2d2::Error::ConnectionError(e))
-                }
-            },
-            Backend::Sqlite => self.connect_sqlite(),
+                Err(e)
+            }
         }
     }
 
@@ -380,6 +390,8 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]).
+    manager: Manager,
     backend: Backend,
     /// For SQLite the file path; for PostgreSQL the URL (never logged: it may hold a password).
     target: String,
@@ -424,9 +436,10 @@ impl Store {
             .test_on_check_out(database.backend == Backend::Sqlite)
             // The manager logs a failing connect once per outage; r2d2 would log every retry.
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
+            .build_unchecked(manager.clone());
         Self {
             pool,
+            manager,
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
@@ -488,17 +501,64 @@ impl Store {
 
     /// Applies the embedded migrations that have not run yet; returns how many ran. On SQLite
     /// this is where the file is made (the first start), readable by its owner only.
-    pub fn migrate(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    ///
+    /// On a connection of its own, not the pool's: a database that cannot be opened or reached
+    /// at start is one line at once ([`MigrateError::Open`]), not a wait of the pool's timeout.
+    pub fn migrate(&self) -> Result<usize, MigrateError> {
         if self.backend == Backend::Sqlite {
-            prepare_sqlite_file(&self.target)?;
+            prepare_sqlite_file(&self.target).map_err(|e| MigrateError::Open(e.to_string()))?;
         }
-        let mut conn = self.conn()?;
-        let applied = match &mut **conn {
-            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS)?.len(),
-            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS)?.len(),
-        };
+        let mut conn = self.manager.open().map_err(|e| self.open_failure(&e))?;
+        let applied = match &mut *conn {
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        }
+        .map_err(MigrateError::Migrate)?
+        .len();
         Ok(applied)
     }
+
+    /// Why the start's first connection failed, in one line naming the database (never the
+    /// password): for SQLite the OS's reason when the file cannot be opened (SQLite says only
+    /// "unable to open database file"), for PostgreSQL libpq's message on one line.
+    fn open_failure(&self, error: &r2d2::Error) -> MigrateError {
+        let what = self.manager.database.describe();
+        let why = match self.backend {
+            // Opening the file here closes it again, which would drop this process's POSIX
+            // locks on it: harmless at start, where no other connection holds any.
+            Backend::Sqlite => match std::fs::File::open(&self.target) {
+                Err(e) => e.to_string(),
+                Ok(_) if Path::new(&self.target).is_dir() => "it is a directory".to_owned(),
+                Ok(_) => error.to_string(),
+            },
+            Backend::Postgres => one_line(&error.to_string()),
+        };
+        let verb = match self.backend {
+            Backend::Sqlite => "open",
+            Backend::Postgres => "connect to",
+        };
+        MigrateError::Open(format!("cannot {verb} the database {what}: {why}"))
+    }
+}
+
+/// Why the start could not make the database ready.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database cannot be opened or reached: a message naming it and the cause.
+    #[error("{0}")]
+    Open(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// libpq's multi-line message as one line: without "FATAL:", the indented hint folded in.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(|l| l.replace("FATAL:  ", "").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The versions of the embedded migrations, as diesel records them once applied.
@@ -534,6 +594,12 @@ fn prepare_sqlite_file(target: &str) -> std::io::Result<()> {
             std::fs::set_permissions(path, owner_only)?;
             log::info!("created the database file {target}");
             return Ok(());
+        }
+        // Not tightened below: a directory is no database, whatever its mode.
+        Err(_) if path.is_dir() => {
+            return Err(std::io::Error::other(format!(
+                "cannot open the database file {target}: it is a directory"
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
@@ -617,5 +683,21 @@ mod tests {
             "file:/d/a%3fb%23c%25d.db?mode=rw"
         );
         assert_eq!(sqlite_open_uri("file:x.db?mode=ro"), "file:x.db?mode=ro");
+    }
+
+    #[test]
+    fn libpq_messages_are_folded_into_one_line() {
+        let message =
+            "connection to server at \"127.0.0.1\", port 5999 failed: Connection refused\n\
+                       \tIs the server running on that host and accepting TCP/IP connections?\n";
+        assert_eq!(
+            one_line(message),
+            "connection to server at \"127.0.0.1\", port 5999 failed: Connection refused; \
+             Is the server running on that host and accepting TCP/IP connections?"
+        );
+        assert_eq!(
+            one_line("connection to server failed: FATAL:  role \"x\" does not exist\n"),
+            "connection to server failed: role \"x\" does not exist"
+        );
     }
 }

@@ -376,6 +376,29 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Sends `signal` and waits (within [`PATIENCE`]) for the server to exit by itself: how it
+    /// exited and everything it logged.
+    fn signal_and_wait(&mut self, signal: libc::c_int) -> (ExitStatus, String) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill only sends a signal to our own child, still unreaped (not yet waited).
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill failed");
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let log = self.stop();
+                panic!("serve did not exit within {PATIENCE:?} of signal {signal}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status, self.log())
+    }
+
     /// A SOAP 1.1 call of `op` with these child elements.
     pub(crate) fn call(&self, op: &str, fields: &[(&str, &str)]) -> Reply {
         let resp = self
@@ -615,6 +638,192 @@ fn migrate_creates_the_database_and_may_run_twice() {
     assert!(db.exists(), "no database file after migrate");
     site.run(&["migrate"]).succeeded();
     assert!(site.users().is_empty());
+}
+
+// ----- a start that fails: at once, in one line, leaving nothing behind -----
+
+/// How long a start that cannot open its database may take: far under the pool's timeout,
+/// which these tests set to [`LONG_DB_TIMEOUT`], so that waiting for the pool would fail them.
+const AT_ONCE: Duration = Duration::from_secs(10);
+const LONG_DB_TIMEOUT: &str = "40s";
+
+/// Runs `args` and checks that it failed within [`AT_ONCE`] with one line on stderr.
+fn fails_at_once_in_one_line(site: &Site, args: &[&str]) -> Output {
+    let started = Instant::now();
+    let out = site.run(args);
+    let took = started.elapsed();
+    assert!(took < AT_ONCE, "`{}` took {took:?}: {out}", args.join(" "));
+    assert!(!out.status.success(), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "not one line: {out}");
+    assert!(!out.stderr.contains("ERROR"), "{out}");
+    out
+}
+
+#[test]
+fn a_port_that_is_taken_stops_the_start_naming_it_and_leaves_no_database_admin_or_password_file() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let site = Site::new().with("SESSIOND_BIND", &addr);
+    let out = site.run(&["serve"]);
+    out.failed_naming(&[&addr, "cannot listen"]);
+    assert!(!site.path().join("s.db").exists(), "a database file: {out}");
+    assert!(
+        !site.path().join("sessiond-admin-password.txt").exists(),
+        "a password file: {out}"
+    );
+    let left: Vec<_> = std::fs::read_dir(site.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{out}");
+    assert!(
+        !out.stderr.contains("no users yet"),
+        "an admin was made: {out}"
+    );
+}
+
+#[test]
+fn a_taken_admin_port_stops_the_start_before_the_database_is_made() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let site = Site::new().with("SESSIOND_ADMIN_BIND", &addr);
+    let out = site.run(&["serve"]);
+    out.failed_naming(&[&addr]);
+    let left: Vec<_> = std::fs::read_dir(site.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{out}");
+}
+
+#[test]
+fn a_sqlite_file_in_a_directory_that_does_not_exist_is_one_line_naming_it_at_once() {
+    let site = Site::new().with("SESSIOND_DB_TIMEOUT", LONG_DB_TIMEOUT);
+    let path = site.path().join("no-such-dir").join("s.db");
+    let site = site.with("DATABASE_URL", &format!("sqlite://{}", path.display()));
+    for args in [&["serve"][..], &["user", "list"], &["migrate"]] {
+        let out = fails_at_once_in_one_line(&site, args);
+        out.failed_naming(&[path.to_str().unwrap(), "No such file or directory"]);
+    }
+    assert!(!site.path().join("sessiond-admin-password.txt").exists());
+}
+
+#[test]
+fn a_sqlite_path_that_is_a_directory_is_one_line_naming_it_at_once() {
+    let site = Site::new().with("SESSIOND_DB_TIMEOUT", LONG_DB_TIMEOUT);
+    let path = site.path().join("a-dir");
+    std::fs::create_dir(&path).unwrap();
+    let site = site.with("DATABASE_URL", &format!("sqlite://{}", path.display()));
+    for args in [&["serve"][..], &["user", "list"]] {
+        let out = fails_at_once_in_one_line(&site, args);
+        out.failed_naming(&[path.to_str().unwrap(), "directory"]);
+    }
+}
+
+#[test]
+fn a_postgresql_server_that_is_not_there_is_one_line_at_once_without_the_password() {
+    // A port nobody listens on: connection refused, no PostgreSQL server needed.
+    let (port, _) = two_free_ports();
+    let site = Site::new()
+        .with("SESSIOND_DB_TIMEOUT", LONG_DB_TIMEOUT)
+        .with(
+            "DATABASE_URL",
+            &format!("postgres://app:Secret-pw-31@127.0.0.1:{port}/sessions"),
+        );
+    for args in [&["serve"][..], &["user", "list"]] {
+        let out = fails_at_once_in_one_line(&site, args);
+        out.failed_naming(&[
+            &format!("app@127.0.0.1:{port}/sessions"),
+            "Connection refused",
+        ]);
+        assert!(!out.stderr.contains("Secret-pw-31"), "{out}");
+    }
+}
+
+/// The local PostgreSQL server of the PostgreSQL runs (SESSIOND_TEST_PG), as host:port.
+fn test_pg_host() -> String {
+    let url = std::env::var("SESSIOND_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    rest.rsplit('@')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: SESSIOND_TEST_BACKEND=postgres cargo test --test api -- --ignored"]
+fn a_postgresql_database_or_role_that_is_not_there_is_one_line_at_once_without_the_password() {
+    let host = test_pg_host();
+    for (url, words) in [
+        (
+            format!("postgres://postgres:Secret-pw-32@{host}/no_such_db_sessiond"),
+            r#"database "no_such_db_sessiond" does not exist"#,
+        ),
+        (
+            format!("postgres://no_such_role_sessiond:Secret-pw-32@{host}/postgres"),
+            r#"role "no_such_role_sessiond" does not exist"#,
+        ),
+    ] {
+        let site = Site::new()
+            .with("SESSIOND_DB_TIMEOUT", LONG_DB_TIMEOUT)
+            .with("DATABASE_URL", &url);
+        for args in [&["serve"][..], &["user", "list"]] {
+            let out = fails_at_once_in_one_line(&site, args);
+            out.failed_naming(&[words, &host]);
+            assert!(!out.stderr.contains("Secret-pw-32"), "{out}");
+        }
+    }
+}
+
+// ----- the log of a running server -----
+
+#[test]
+fn the_start_line_names_the_sqlite_file() {
+    let site = Site::new();
+    let mut server = site.serve();
+    let log = server.stop();
+    let db = site.path().join("s.db");
+    let line = log.lines().find(|l| l.contains(LISTENING)).unwrap();
+    assert!(
+        line.contains(&format!("database: SQLite {}", db.display())),
+        "{line}"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: SESSIOND_TEST_BACKEND=postgres cargo test --test api -- --ignored"]
+fn the_start_line_names_the_postgresql_host_and_database_but_not_the_password() {
+    let db = crate::helpers::TestDb::new();
+    assert_eq!(
+        db.url.backend,
+        sessiond::store::Backend::Postgres,
+        "run it with SESSIOND_TEST_BACKEND=postgres"
+    );
+    let name = db.url.target.rsplit('/').next().unwrap().to_owned();
+    let host = test_pg_host();
+    // The test server trusts every local login: any password will do, and must not show.
+    let url = format!("postgres://postgres:Secret-pw-33@{host}/{name}");
+    let site = Site::new().with("DATABASE_URL", &url);
+    let mut server = site.serve();
+    let log = server.stop();
+    let line = log.lines().find(|l| l.contains(LISTENING)).unwrap();
+    assert!(
+        line.contains(&format!("database: PostgreSQL postgres@{host}/{name}")),
+        "{line}"
+    );
+    assert!(!log.contains("Secret-pw-33"), "{log}");
+}
+
+#[test]
+fn sigint_and_sigterm_stop_serve_gracefully_saying_so_with_exit_status_0() {
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let site = Site::new();
+        let mut server = site.serve();
+        let (status, log) = server.signal_and_wait(signal);
+        assert!(status.success(), "{name}: {status}\n{log}");
+        assert!(
+            log.contains(&format!("{name} received: stopping gracefully")),
+            "{name}:\n{log}"
+        );
+        assert!(!log.contains("forced shutdown"), "{name}:\n{log}");
+        assert!(log.contains("stopped"), "{name}:\n{log}");
+    }
 }
 
 // ----- settings -----
