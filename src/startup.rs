@@ -519,7 +519,8 @@ fn raise_descriptor_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Shows the first-start password once in the log and writes it to a file only its owner reads.
+/// Writes the first-start password to a file only its owner reads, and says in the log where it
+/// is: never the password itself, which a log collector would keep for as long as the log.
 fn announce_admin(admin: &NewAdmin, path: &Path) -> Result<(), StartupError> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
@@ -537,10 +538,13 @@ fn announce_admin(admin: &NewAdmin, path: &Path) -> Result<(), StartupError> {
         source,
     })?;
     log::warn!(
-        "no users yet: created '{}' with AdministratorRight and password {} (shown once; also in {})",
+        "no users yet: created '{}' with AdministratorRight and a random password, written to \
+         {} (mode 0600, its owner only: read it with `cat {}`, then change it with \
+         `sessiond user passwd {} --password-stdin`)",
         admin.user_id,
-        admin.password.expose(),
-        path.display()
+        path.display(),
+        path.display(),
+        admin.user_id
     );
     Ok(())
 }
