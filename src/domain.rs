@@ -20,6 +20,8 @@ pub enum DomainError {
     Length { what: &'static str },
     #[error("{what} must not contain control characters")]
     Control { what: &'static str },
+    #[error("{what} must not contain spaces or other whitespace")]
+    Whitespace { what: &'static str },
     #[error("session IDs are URL-safe base64 characters")]
     SessionIdAlphabet,
     #[error(
@@ -117,13 +119,17 @@ pub fn redact(session_id: &str) -> String {
     format!("{}…", &session_id[..end])
 }
 
-/// A user ID: 1 to 64 characters, no control characters.
+/// A user ID: 1 to 64 characters, no control characters and no whitespace (which a script's
+/// quoting, or a log line, would split or hide).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
 impl UserId {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         check_text("a user ID", value)?;
+        if value.chars().any(char::is_whitespace) {
+            return Err(DomainError::Whitespace { what: "a user ID" });
+        }
         Ok(Self(value.to_owned()))
     }
 
@@ -375,6 +381,28 @@ mod tests {
         assert!(UserId::parse(&"é".repeat(64)).is_ok());
         assert!(UserId::parse(&"é".repeat(65)).is_err());
         assert!(UserId::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn user_ids_refuse_whitespace_and_control_characters() {
+        for bad in [
+            "a b",
+            " alice",
+            "alice ",
+            "a\tb",
+            "a\u{a0}b",
+            "a\u{2003}b",
+            "a\u{7}b",
+        ] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?} was taken");
+        }
+        assert_eq!(
+            UserId::parse("a b").err(),
+            Some(DomainError::Whitespace { what: "a user ID" })
+        );
+        assert!(UserId::parse("alice.o'neil@example-1").is_ok());
+        // Departments are names: they may have spaces.
+        assert!(Department::parse("Sales EMEA").is_ok());
     }
 
     #[test]

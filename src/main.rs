@@ -1,6 +1,6 @@
 //! The `sessiond` command: parse, load the configuration, call into the library.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ enum Command {
 
 #[derive(Args)]
 struct PasswordInput {
-    /// Read the password as one line from standard input (it is never an argument)
+    /// Read the password from standard input (it is never an argument): one line from a pipe,
+    /// or, on a terminal, typed twice without echo
     #[arg(long, required = true)]
     password_stdin: bool,
 }
@@ -73,6 +74,11 @@ enum UserCommand {
         #[arg(long)]
         keep_sessions: bool,
     },
+    /// Delete a user, ending all of its sessions (reason: deleted; the history keeps them)
+    Delete {
+        /// The user's ID
+        user: String,
+    },
     /// Disable a user and end all of its sessions
     Disable {
         /// The user's ID
@@ -90,7 +96,7 @@ enum UserCommand {
         /// AdministratorRight, UpdateSessionRight or ViewSessionRight
         right: String,
     },
-    /// Take a right from a user
+    /// Take a right from a user (fails when the user does not hold it)
     Revoke {
         /// The user's ID
         user: String,
@@ -227,16 +233,34 @@ fn serve(config: Config) -> Result<(), String> {
     })
 }
 
-fn read_password() -> Result<Password, String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        return Err("no password on standard input".into());
-    }
+/// The password of `--password-stdin`: on a terminal typed twice without echo (the two must
+/// match), else one line from standard input, as a script pipes it.
+fn read_password(user: &str) -> Result<Password, String> {
+    let password = if std::io::stdin().is_terminal() {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| format!("cannot read the password from the terminal: {e}"))
+        };
+        let first = ask(&format!("Password for {user}: "))?;
+        if first.is_empty() {
+            return Err("no password typed: nothing changed".into());
+        }
+        if ask("The same password again: ")? != first {
+            return Err("the two passwords differ: nothing changed".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let password = line.trim_end_matches(['\n', '\r']).to_owned();
+        if password.is_empty() {
+            return Err("no password on standard input".into());
+        }
+        password
+    };
     Password::parse(password).map_err(|e| e.to_string())
 }
 
@@ -248,7 +272,8 @@ fn parse_right(right: &str) -> Result<Right, String> {
 }
 
 fn parse_user(user: &str) -> Result<UserId, String> {
-    UserId::parse(user).map_err(|e| e.to_string())
+    // Quoted with escapes: a control character in it is shown, not sent to the terminal.
+    UserId::parse(user).map_err(|e| format!("{user:?} is not a valid user ID: {e}"))
 }
 
 fn parse_department(department: Option<&str>) -> Result<Option<Department>, String> {
@@ -282,7 +307,7 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             user, department, ..
         } => {
             let (id, department) = (parse_user(&user)?, parse_department(department.as_deref())?);
-            s.add_user(&id, &read_password()?, department.as_ref())
+            s.add_user(&id, &read_password(&user)?, department.as_ref())
                 .map_err(e)?;
             audit("user_add", &user, "user added");
             println!("added user {user}");
@@ -292,8 +317,9 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             keep_sessions,
             ..
         } => {
+            let id = parse_user(&user)?;
             let ended = s
-                .set_password(&parse_user(&user)?, &read_password()?, keep_sessions)
+                .set_password(&id, &read_password(&user)?, keep_sessions)
                 .map_err(e)?;
             audit("user_passwd", &user, "password set");
             if keep_sessions {
@@ -301,6 +327,11 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             } else {
                 println!("password of {user} set; ended {ended} sessions");
             }
+        }
+        UserCommand::Delete { user } => {
+            let ended = s.delete_user(&parse_user(&user)?).map_err(e)?;
+            audit("user_delete", &user, "user deleted");
+            println!("deleted user {user}; ended {ended} sessions");
         }
         UserCommand::Disable { user } => {
             let ended = s.disable_user(&parse_user(&user)?).map_err(e)?;
@@ -314,13 +345,25 @@ fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
         }
         UserCommand::Grant { user, right } => {
             let right = parse_right(&right)?;
-            s.set_right(&parse_user(&user)?, right, true).map_err(e)?;
-            audit("user_grant", &user, &format!("granted {right}"));
-            println!("granted {right} to {user}");
+            if s.change_right(&parse_user(&user)?, right, true)
+                .map_err(e)?
+            {
+                audit("user_grant", &user, &format!("granted {right}"));
+                println!("granted {right} to {user}");
+            } else {
+                // What was asked holds: like `usermod -aG` for a group already had, not an error.
+                println!("{user} already holds {right}");
+            }
         }
         UserCommand::Revoke { user, right } => {
             let right = parse_right(&right)?;
-            s.set_right(&parse_user(&user)?, right, false).map_err(e)?;
+            if !s
+                .change_right(&parse_user(&user)?, right, false)
+                .map_err(e)?
+            {
+                // A script that revokes what was never there has the wrong user or right.
+                return Err(format!("{user} does not hold {right}: nothing revoked"));
+            }
             audit("user_revoke", &user, &format!("revoked {right}"));
             println!("revoked {right} from {user}");
         }
@@ -363,6 +406,11 @@ fn print_header() {
     );
 }
 
+/// A time as every verb prints it: UTC, ISO 8601 with milliseconds.
+fn utc(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 fn print_sessions(list: &[SessionView]) {
     for v in list {
         println!(
@@ -370,8 +418,8 @@ fn print_sessions(list: &[SessionView]) {
             v.session_id,
             v.user_id,
             v.client_type,
-            v.created_at.format("%Y-%m-%d %H:%M:%S"),
-            v.expires_at.format("%Y-%m-%d %H:%M:%S"),
+            utc(v.created_at),
+            utc(v.expires_at),
             v.host.as_deref().unwrap_or("-")
         );
     }
@@ -418,7 +466,7 @@ fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), String> {
         }
         SessionsCommand::Info { session_id } => {
             let v = s.session_info(&parse_session(&session_id)?).map_err(e)?;
-            let t = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let t = utc;
             let opt = |o: Option<&str>| o.unwrap_or("-").to_owned();
             println!("session:        {}", v.session_id);
             println!("user:           {}", v.user_id);

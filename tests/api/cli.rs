@@ -497,6 +497,58 @@ fn revoke_takes_back_one_right_and_leaves_the_others() {
 }
 
 #[test]
+fn revoking_a_right_the_user_does_not_hold_fails_saying_so_and_changes_nothing() {
+    let site = Site::new();
+    site.add_user("bob", "pw-bob-1");
+    site.run(&["user", "grant", "bob", "UpdateSessionRight"])
+        .succeeded();
+    let out = site.run(&["user", "revoke", "bob", "AdministratorRight"]);
+    out.failed_naming(&["bob", "does not hold", "AdministratorRight"]);
+    assert!(out.stdout.is_empty(), "{out}");
+    assert!(!out.stderr.contains("user_revoke"), "audited: {out}");
+    assert_eq!(site.user("bob").rights, ["UpdateSessionRight"]);
+    // Revoked once, the second revoke has nothing to take.
+    site.run(&["user", "revoke", "bob", "UpdateSessionRight"])
+        .succeeded();
+    site.run(&["user", "revoke", "bob", "UpdateSessionRight"])
+        .failed_naming(&["does not hold"]);
+}
+
+#[test]
+fn granting_a_right_already_held_says_so_and_succeeds() {
+    let site = Site::new();
+    site.add_user("bob", "pw-bob-1");
+    site.run(&["user", "grant", "bob", "ViewSessionRight"])
+        .succeeded();
+    let out = site.run(&["user", "grant", "bob", "ViewSessionRight"]);
+    out.succeeded();
+    assert!(out.stdout.contains("already holds"), "{out}");
+    assert_eq!(site.user("bob").rights, ["ViewSessionRight"]);
+}
+
+#[test]
+fn user_ids_with_whitespace_or_control_characters_are_refused_before_anything_is_made() {
+    let site = Site::new();
+    for id in [
+        "alice bob",
+        " alice",
+        "alice\t",
+        "al\u{1b}[2Jice",
+        "a\u{a0}b",
+    ] {
+        let out = site.run_stdin(&["user", "add", id, "--password-stdin"], "pw-xyz-12\n");
+        out.failed_naming(&["not a valid user ID"]);
+        // Named with escapes: an escape sequence in an ID is not sent to the terminal.
+        assert!(!out.stderr.contains('\u{1b}'), "{out}");
+    }
+    site.run(&["user", "grant", "a b", "ViewSessionRight"])
+        .failed_naming(&["whitespace"]);
+    site.run(&["user", "delete", "a b"])
+        .failed_naming(&["whitespace"]);
+    assert!(site.users().is_empty());
+}
+
+#[test]
 fn set_department_sets_a_department_and_without_one_clears_it() {
     let site = Site::new();
     site.add_user("carol", "pw-carol");
@@ -605,6 +657,7 @@ fn verbs_on_an_unknown_user_fail_naming_it() {
         &["user", "set-department", "ghost"],
         &["user", "disable", "ghost"],
         &["user", "enable", "ghost"],
+        &["user", "delete", "ghost"],
     ];
     for args in verbs {
         site.run(args).failed_naming(&["ghost"]);
@@ -1238,6 +1291,258 @@ fn expired_sessions_are_listed_and_removed_by_the_session_verbs() {
     assert!(site.session_ids("list-expired").is_empty());
     assert_eq!(site.info(&id)["end reason"], "expired");
     assert!(!server.validate(&id));
+}
+
+// ----- --password-stdin on a terminal -----
+
+/// A verb run as an operator runs it at a terminal: a pseudo-terminal is its standard input
+/// and its controlling terminal (/dev/tty), standard output and error are piped apart.
+struct Terminal {
+    child: Child,
+    /// The slave side, kept open here to read its echo flag (and so that reading the master
+    /// never ends early).
+    slave: std::os::fd::OwnedFd,
+    master: std::fs::File,
+    /// Everything the terminal showed: prompts, and the echo of what was typed, if any.
+    shown: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Terminal {
+    fn run(site: &Site, args: &[&str]) -> Self {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors it opened into the two ints we pass.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors are ours and open, each owned once from here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = site.command(args);
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: setsid and ioctl are async-signal-safe, as a pre_exec hook must be. The
+        // child leads a new session whose controlling terminal is its standard input.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("the binary runs");
+        let master = std::fs::File::from(master);
+        let shown = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let (mut master, shown) = (master.try_clone().unwrap(), shown.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                // Ends with EIO once no slave descriptor is open any more.
+                while let Ok(n @ 1..) = master.read(&mut buf) {
+                    shown
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        Self {
+            child,
+            slave,
+            master,
+            shown,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits until the terminal shows `prompt` (again: `count` times in all) and no longer
+    /// echoes, then types `line` and Enter.
+    fn answer(&mut self, prompt: &str, count: usize, line: &str) {
+        use std::os::fd::AsRawFd;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let seen = self.shown.lock().unwrap().matches(prompt).count() >= count;
+            // SAFETY: tcgetattr writes the terminal's settings into the struct we pass.
+            let echo = unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                assert_eq!(libc::tcgetattr(self.slave.as_raw_fd(), &mut t), 0);
+                t.c_lflag & libc::ECHO != 0
+            };
+            if seen && !echo {
+                break;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("exited {status} before asking {prompt:?}: {}", self.shown());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prompt:?} with echo off within {PATIENCE:?}; the terminal showed {:?}",
+                self.shown()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.master
+            .write_all(format!("{line}\r").as_bytes())
+            .unwrap();
+    }
+
+    fn shown(&self) -> String {
+        self.shown.lock().unwrap().clone()
+    }
+
+    /// Waits for the verb to exit: what it printed, and what the terminal showed.
+    fn finish(self, what: &str) -> (Output, String) {
+        let Terminal {
+            child,
+            slave,
+            shown,
+            reader,
+            ..
+        } = self;
+        let out = finish(child, what);
+        drop(slave);
+        if let Some(reader) = reader {
+            reader.join().unwrap();
+        }
+        let shown = shown.lock().unwrap().clone();
+        (out, shown)
+    }
+}
+
+#[test]
+fn password_stdin_on_a_terminal_asks_twice_without_echo_for_user_add_and_passwd() {
+    let site = Site::new();
+    let typed = "Typed-pw-4711";
+    let mut term = Terminal::run(&site, &["user", "add", "alice", "--password-stdin"]);
+    term.answer("Password for alice: ", 1, typed);
+    term.answer("again: ", 1, typed);
+    let (out, shown) = term.finish("user add alice --password-stdin (terminal)");
+    out.succeeded();
+    assert!(out.stdout.contains("added user alice"), "{out}");
+    assert!(!shown.contains(typed), "echoed: {shown:?}");
+
+    let server = site.serve();
+    server.get_session("alice", typed);
+
+    let renewed = "Typed-pw-0815";
+    let mut term = Terminal::run(&site, &["user", "passwd", "alice", "--password-stdin"]);
+    term.answer("Password for alice: ", 1, renewed);
+    term.answer("again: ", 1, renewed);
+    let (out, shown) = term.finish("user passwd alice --password-stdin (terminal)");
+    out.succeeded();
+    assert!(!shown.contains(renewed), "echoed: {shown:?}");
+    server.get_session("alice", renewed);
+    server
+        .try_get_session("alice", typed)
+        .assert_fault("AUTHENTICATION_FAILED");
+}
+
+#[test]
+fn two_different_passwords_typed_on_a_terminal_change_nothing() {
+    let site = Site::new();
+    let mut term = Terminal::run(&site, &["user", "add", "alice", "--password-stdin"]);
+    term.answer("Password for alice: ", 1, "Typed-pw-1111");
+    term.answer("again: ", 1, "Typed-pw-2222");
+    let (out, _) = term.finish("user add alice (mismatch)");
+    out.failed_naming(&["differ", "nothing changed"]);
+    assert!(site.users().is_empty(), "a user was added");
+
+    site.add_user("bob", "Piped-pw-bob");
+    let mut term = Terminal::run(&site, &["user", "passwd", "bob", "--password-stdin"]);
+    term.answer("Password for bob: ", 1, "Typed-pw-3333");
+    term.answer("again: ", 1, "Typed-pw-4444");
+    let (out, _) = term.finish("user passwd bob (mismatch)");
+    out.failed_naming(&["differ"]);
+    let server = site.serve();
+    server.get_session("bob", "Piped-pw-bob");
+}
+
+#[test]
+fn user_delete_ends_that_users_sessions_into_the_history_and_removes_the_user() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    site.add_user("bob", "pw-bob-1");
+    let server = site.serve();
+    let (a1, a2) = (
+        server.get_session("alice", "pw-alice"),
+        server.get_session("alice", "pw-alice"),
+    );
+    let b = server.get_session("bob", "pw-bob-1");
+
+    let out = site.run(&["user", "delete", "alice"]);
+    out.succeeded();
+    assert_eq!(
+        out.stdout.trim(),
+        "deleted user alice; ended 2 sessions",
+        "{out}"
+    );
+    assert!(out.stderr.contains("user_delete"), "not audited: {out}");
+    assert!(!server.validate(&a1));
+    assert!(!server.validate(&a2));
+    assert!(server.validate(&b), "another user's session survives");
+    for id in [&a1, &a2] {
+        let info = site.info(id);
+        assert_eq!(info["end reason"], "deleted");
+        assert_eq!(info["user"], "alice");
+    }
+    let names: Vec<String> = site.users().into_iter().map(|u| u.user).collect();
+    assert_eq!(names, ["bob"]);
+    server
+        .try_get_session("alice", "pw-alice")
+        .assert_fault("AUTHENTICATION_FAILED");
+    site.run(&["user", "delete", "alice"])
+        .failed_naming(&["alice"]);
+
+    // The ID is free again: a new alice has a new password and nothing of the old one.
+    site.add_user("alice", "pw-alice-2");
+    assert!(site.user("alice").rights.is_empty());
+    server.get_session("alice", "pw-alice-2");
+}
+
+#[test]
+fn user_delete_of_a_user_without_sessions_says_none_ended() {
+    let site = Site::new();
+    site.add_user("carol", "pw-carol");
+    let out = site.run(&["user", "delete", "carol"]);
+    out.succeeded();
+    assert!(out.stdout.contains("ended 0 sessions"), "{out}");
+    assert!(site.users().is_empty());
+}
+
+#[test]
+fn list_active_prints_times_in_the_utc_iso_8601_form_of_sessions_info() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice");
+    let server = site.serve();
+    let id = server.get_session("alice", "pw-alice");
+    let out = site.run(&["sessions", "list-active"]);
+    out.succeeded();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} not listed: {out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let info = site.info(&id);
+    assert_eq!(cols[3], info["created"], "{row}");
+    assert_eq!(cols[4], info["expires"], "{row}");
+    for t in [cols[3], cols[4]] {
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "not UTC ISO 8601: {t}"
+        );
+    }
 }
 
 #[test]
