@@ -192,6 +192,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::User(cmd) => {
+            check_user_arguments(&cmd)?;
             let service =
                 open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             user(&service, cmd)
@@ -281,6 +282,27 @@ fn parse_department(department: Option<&str>) -> Result<Option<Department>, Stri
         .map(Department::parse)
         .transpose()
         .map_err(|e| e.to_string())
+}
+
+/// Every argument of a user verb parsed once before the database is opened, so that a bad one
+/// stops the verb with nothing made, not even the database file.
+fn check_user_arguments(cmd: &UserCommand) -> Result<(), String> {
+    match cmd {
+        UserCommand::Add {
+            user, department, ..
+        } => parse_user(user).and(parse_department(department.as_deref()).map(drop)),
+        UserCommand::SetDepartment { user, department } => {
+            parse_user(user).and(parse_department(department.as_deref()).map(drop))
+        }
+        UserCommand::Grant { user, right } | UserCommand::Revoke { user, right } => {
+            parse_user(user).and(parse_right(right).map(drop))
+        }
+        UserCommand::Passwd { user, .. }
+        | UserCommand::Delete { user }
+        | UserCommand::Disable { user }
+        | UserCommand::Enable { user } => parse_user(user).map(drop),
+        UserCommand::List => Ok(()),
+    }
 }
 
 /// A session ID that could name no session is, to the operator, one that is not there.

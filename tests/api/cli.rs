@@ -545,6 +545,10 @@ fn user_ids_with_whitespace_or_control_characters_are_refused_before_anything_is
         .failed_naming(&["whitespace"]);
     site.run(&["user", "delete", "a b"])
         .failed_naming(&["whitespace"]);
+    assert!(
+        !site.path().join("s.db").exists(),
+        "a refused argument made the database"
+    );
     assert!(site.users().is_empty());
 }
 
