@@ -737,6 +737,20 @@ fn a_port_that_is_taken_stops_the_start_naming_it_and_leaves_no_database_admin_o
 }
 
 #[test]
+fn a_tls_certificate_that_cannot_be_read_stops_the_start_naming_it_and_leaves_nothing() {
+    let site = Site::new();
+    let cert = site.path().join("missing-cert.pem");
+    let key = site.path().join("missing-key.pem");
+    let site = site
+        .with("SESSIOND_TLS_CERT", cert.to_str().unwrap())
+        .with("SESSIOND_TLS_KEY", key.to_str().unwrap());
+    let out = site.run(&["serve"]);
+    out.failed_naming(&["missing-cert.pem"]);
+    let left: Vec<_> = std::fs::read_dir(site.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{out}");
+}
+
+#[test]
 fn a_taken_admin_port_stops_the_start_before_the_database_is_made() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
