@@ -236,3 +236,48 @@ fn a_removal_of_thousands_of_expired_sessions_records_each_once_as_expired_at_it
     let again = app.call("deleteExpiredSessionIds", &[("sessionId", &root)]);
     assert_eq!(again.value("deletedCount").as_deref(), Some("0"));
 }
+
+#[test]
+fn two_instances_removing_the_same_expired_sessions_at_once_end_each_exactly_once() {
+    // On PostgreSQL each instance's batches lock the rows they take and skip those the other
+    // holds; on SQLite the write lock takes the batches one after another. Either way the two
+    // counts add up and each session is recorded once.
+    const N: u32 = 4_500;
+    let a = spawn_app();
+    a.add_user("root", PW, None, &[Right::Administrator]);
+    a.add_user("alice", PW, None, &[]);
+    let b = spawn_app_on(a.db.clone(), None, |_| {});
+    let on_a = a.get_session("root", PW);
+    let on_b = b.get_session("root", PW);
+    for round in 0..3 {
+        seed_expired(&a, "alice", N);
+        let counts: Vec<u32> = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.call("deleteExpiredSessionIds", &[("sessionId", &on_a)]));
+            let tb = s.spawn(|| b.call("deleteExpiredSessionIds", &[("sessionId", &on_b)]));
+            [ta.join().unwrap(), tb.join().unwrap()]
+                .iter()
+                .map(|r| r.value("deletedCount").unwrap().parse().unwrap())
+                .collect()
+        });
+        assert_eq!(counts.iter().sum::<u32>(), N, "round {round}: {counts:?}");
+        assert_eq!(history_of_seeded(&a).len(), N as usize, "round {round}");
+        // The next round seeds the same IDs again: clear this round's records.
+        clear_seeded_history(&a);
+    }
+}
+
+fn clear_seeded_history(app: &TestApp) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use sessiond::config::Backend;
+    let sql = "DELETE FROM session_history WHERE session_id LIKE 'old-%'";
+    match app.db.url.backend {
+        Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(sql),
+        Backend::Sqlite => diesel::SqliteConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(sql),
+    }
+    .unwrap();
+}
