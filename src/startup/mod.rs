@@ -29,6 +29,12 @@ use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::tls::{CertSummary, Certificates, TlsError};
 
+mod limits;
+mod signals;
+
+use limits::connections_per_worker;
+use signals::{log_certificate, reload_on_sighup, stop_on_signals};
+
 /// How often ended sessions past the retention period are purged from the history.
 const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Threads per HTTP worker for database work. Every thread keeps the memory it once used, so a
@@ -303,98 +309,6 @@ impl Application {
     }
 }
 
-// ----- SIGINT, SIGTERM: stop gracefully -----
-
-/// The first SIGINT or SIGTERM stops accepting and lets requests in flight finish (up to
-/// [`SHUTDOWN_TIMEOUT_SECS`]); a second one stops at once.
-fn stop_on_signals(server: actix_web::dev::ServerHandle) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::signal::unix::{signal, SignalKind};
-    let stopping = Arc::new(AtomicBool::new(false));
-    for (kind, name) in [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
-    ] {
-        let mut signals = match signal(kind) {
-            Ok(signals) => signals,
-            Err(e) => {
-                log::warn!("cannot listen for {name}, so no graceful stop on it: {e}");
-                continue;
-            }
-        };
-        let (server, stopping) = (server.clone(), stopping.clone());
-        actix_web::rt::spawn(async move {
-            while signals.recv().await.is_some() {
-                if !stopping.swap(true, Ordering::SeqCst) {
-                    log::info!(
-                        "{name} received: stopping gracefully (requests in flight get up to \
-                         {SHUTDOWN_TIMEOUT_SECS} s; another signal stops at once)"
-                    );
-                    // Not awaited: the stop completes when the server's own future does.
-                    actix_web::rt::spawn(server.clone().stop(true));
-                } else {
-                    log::warn!("{name} received again: stopping now");
-                    actix_web::rt::spawn(server.clone().stop(false));
-                }
-            }
-        });
-    }
-}
-
-// ----- SIGHUP: reload the TLS certificate -----
-
-/// Reads the certificate and key again on every SIGHUP; the server keeps running whatever the
-/// outcome, with the old pair when the new one is bad. Without TLS a SIGHUP (systemd's reload)
-/// is only logged, rather than ending the process as it would by default.
-fn reload_on_sighup(certificates: Option<Arc<Certificates>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            log::warn!("cannot listen for SIGHUP, so no certificate reload: {e}");
-            return;
-        }
-    };
-    actix_web::rt::spawn(async move {
-        while hangups.recv().await.is_some() {
-            let Some(certificates) = certificates.clone() else {
-                log::info!("SIGHUP: no TLS certificate configured, nothing to reload");
-                continue;
-            };
-            match web::block(move || {
-                let outcome = certificates.reload();
-                (certificates, outcome)
-            })
-            .await
-            {
-                Ok((certificates, Ok(summary))) => {
-                    log_certificate(certificates.cert_path(), &summary, "SIGHUP: now serving")
-                }
-                Ok((_, Err(e))) => {
-                    log::warn!("SIGHUP: {e}; still serving the previous certificate")
-                }
-                Err(e) => log::warn!(
-                    "SIGHUP: reload failed ({e}); still serving the previous certificate"
-                ),
-            }
-        }
-    });
-}
-
-fn log_certificate(path: &Path, summary: &CertSummary, what: &str) {
-    if summary.expired {
-        log::warn!(
-            "{what} the TLS certificate from {} ({summary}), which has EXPIRED",
-            path.display()
-        );
-    } else {
-        log::info!(
-            "{what} the TLS certificate from {} ({summary})",
-            path.display()
-        );
-    }
-}
-
 /// The periodic work: storing renewed activity, the optional sweep of expired sessions, and the
 /// history purge. Each runs on a blocking thread and only logs its failures: the database may
 /// be away for a while, and the next tick tries again.
@@ -472,51 +386,6 @@ fn operator_routes(
 
 fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })
-}
-
-/// actix's per-worker connection cap, from the descriptor limit (raised first): room for the
-/// database and files is kept aside, the rest shared among the workers.
-fn connections_per_worker(config: &Config) -> usize {
-    let limit = raise_descriptor_limit();
-    let reserved =
-        RESERVED_DESCRIPTORS + DESCRIPTORS_PER_DB_CONNECTION * u64::from(config.db_pool_size);
-    let workers = config.workers.max(1) as u64;
-    let per_worker = limit.saturating_sub(reserved) / workers;
-    usize::try_from(per_worker)
-        .unwrap_or(usize::MAX)
-        .clamp(1, ACTIX_MAX_CONNECTIONS)
-}
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit in force.
-/// Hand-written: two libc calls, no crate needed for them.
-fn raise_descriptor_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            } else {
-                log::warn!(
-                    "could not raise the open-file limit from {} to {}",
-                    limit.rlim_cur,
-                    limit.rlim_max
-                );
-            }
-        }
-    }
-    // RLIM_INFINITY is u64::MAX: nothing to cap against then but actix's own default.
-    limit.rlim_cur
 }
 
 /// Writes the first-start password to a file only its owner reads, and says in the log where it
