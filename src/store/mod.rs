@@ -12,6 +12,7 @@
 //! too, and expanded per backend by [`on_backend!`].
 
 pub mod console;
+pub mod ends;
 pub mod history;
 pub mod schema;
 pub mod sessions;
@@ -385,6 +386,8 @@ pub struct Store {
     target: String,
     /// Callers in `conn()` right now: r2d2 counts connections but not who waits for one.
     waiting: Arc<AtomicUsize>,
+    /// For connections outside the pool (the revocation reader's).
+    manager: Manager,
 }
 
 /// The pool's state for the metrics.
@@ -414,6 +417,7 @@ impl Store {
             down: Arc::new(AtomicBool::new(false)),
             read_only: Arc::new(AtomicBool::new(false)),
         };
+        let own = manager.clone();
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
@@ -430,6 +434,7 @@ impl Store {
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
+            manager: own,
         }
     }
 
@@ -447,6 +452,13 @@ impl Store {
         let conn = self.pool.get();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         conn
+    }
+
+    /// A connection of its own for the revocation reader, outside the pool: on PostgreSQL it
+    /// holds a LISTEN for as long as it lives.
+    pub fn revocation_feed(&self) -> Result<ends::Feed, r2d2::Error> {
+        let pooled = self.manager.connect()?;
+        ends::Feed::new(pooled.conn, &self.target, pooled.file).map_err(r2d2::Error::QueryError)
     }
 
     pub fn pool_status(&self) -> PoolStatus {

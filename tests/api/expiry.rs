@@ -108,7 +108,11 @@ fn sessions_expire_on_the_real_clock_with_a_short_timeout() {
     let start = std::time::Instant::now();
     for _ in 0..6 {
         std::thread::sleep(Duration::from_millis(500));
-        assert!(app.validate(&kept), "used every 500 ms, {:?} in", start.elapsed());
+        assert!(
+            app.validate(&kept),
+            "used every 500 ms, {:?} in",
+            start.elapsed()
+        );
     }
     assert!(!app.validate(&idle), "idle for 3 s with a 2 s timeout");
 }
