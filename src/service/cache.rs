@@ -213,9 +213,13 @@ impl SessionCache {
         // Under the shard's lock: a revocation bumps the epoch before it takes this lock, so
         // either it comes after this insert and drops it, or this sees the new epoch.
         let vouch = self.is_following() && self.epoch() == epoch;
-        let known = shard.map.get(id).map(|e| e.last);
-        let latest = known.map_or(stored, |k| k.max(stored));
+        let known = shard.map.get(id).copied();
+        let latest = known.map_or(stored, |k| k.last.max(stored));
         if !alive(latest) {
+            // Expired: nothing to answer from here any more (a pending renewal stays stored).
+            if known.is_some_and(|k| !k.pending) {
+                shard.map.remove(id);
+            }
             return false;
         }
         if known.is_none() {

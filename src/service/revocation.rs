@@ -46,7 +46,7 @@ impl SessionService {
     }
 
     /// One turn of the reader: catch up with the log, trim it now and then, and wait at most
-    /// `lag` for the next notification. False on an error: the cache was cleared, and the
+    /// half the `lag` for the next notification. False on an error: the cache was cleared, and the
     /// caller drops the feed and opens another one after a pause.
     pub fn follow_revocations_once(&self, feed: &mut Feed, lag: Duration) -> bool {
         let turn = self.read_log(feed.conn()).and_then(|()| {
@@ -58,9 +58,11 @@ impl SessionService {
             }
             Ok(())
         });
+        // Half the lag between reads: an end whose notification was lost (or, on SQLite, that
+        // no notification announces) is read well within the lag.
         let turn = turn.and_then(|()| {
             self.cache.set_following(true);
-            feed.wait(lag)
+            feed.wait(lag / 2)
         });
         if let Err(e) = &turn {
             if self.cache.is_following() {

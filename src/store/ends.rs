@@ -133,4 +133,4 @@ impl Feed {
 }
 
 /// How often [`Feed::wait`] looks for a notification.
-pub const NOTIFY_POLL: Duration = Duration::from_millis(5);
+pub const NOTIFY_POLL: Duration = Duration::from_millis(10);

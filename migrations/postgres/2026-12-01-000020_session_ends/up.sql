@@ -4,7 +4,7 @@
 CREATE TABLE session_ends (
     seq        BIGSERIAL PRIMARY KEY,
     session_id TEXT NOT NULL,
-    ended_at   TIMESTAMP NOT NULL DEFAULT clock_timestamp()
+    ended_at   TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX session_ends_by_time ON session_ends (ended_at);
 
