@@ -458,6 +458,13 @@ impl Store {
     /// holds a LISTEN for as long as it lives.
     pub fn revocation_feed(&self) -> Result<ends::Feed, r2d2::Error> {
         let pooled = self.manager.connect()?;
+        // Like the pool, never keep a connection SQLite opened read-only: held open, it kept
+        // writers on other connections failing after the file was writable again.
+        if pooled.read_only {
+            return Err(r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("the database file is read-only".into()),
+            ));
+        }
         ends::Feed::new(pooled.conn, &self.target, pooled.file).map_err(r2d2::Error::QueryError)
     }
 
