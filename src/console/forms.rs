@@ -32,29 +32,23 @@ fn given(v: &Option<String>) -> Option<String> {
 }
 
 /// The query of the sessions page (its filter form and its page links).
+// skip_serializing_none: an empty filter is left out of the page links rather than sent as `x=`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(default)]
 pub struct SessionsParams {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub done: Option<String>,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub n: Option<String>,
 }
 
@@ -150,17 +144,14 @@ fn seek(after: &Option<String>, before: &Option<String>) -> Result<Seek, Console
 }
 
 /// The query of the history page.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(default)]
 pub struct HistoryParams {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
 }
 
@@ -269,5 +260,22 @@ mod tests {
             Some("Removed 1,200 expired sessions.")
         );
         assert_eq!(notice(Some("<script>"), None), None);
+    }
+
+    #[test]
+    fn page_links_leave_out_what_is_not_given_and_never_carry_the_notice() {
+        let params = SessionsParams {
+            user: Some("alice".into()),
+            done: Some("ended".into()),
+            n: Some("3".into()),
+            ..Default::default()
+        };
+        assert_eq!(serde_urlencoded::to_string(&params).unwrap(), "user=alice");
+        let parsed: HistoryParams = serde_urlencoded::from_str("reason=closed").unwrap();
+        assert_eq!(parsed.reason.as_deref(), Some("closed"));
+        assert_eq!(
+            serde_urlencoded::to_string(&parsed).unwrap(),
+            "reason=closed"
+        );
     }
 }

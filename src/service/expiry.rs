@@ -30,17 +30,21 @@ impl SessionService {
         }
     }
 
+    /// How long sessions live under the current settings.
+    pub(crate) fn lifespan(&self) -> sessions::Lifespan {
+        sessions::Lifespan {
+            idle: chrono_duration(self.settings.session_timeout),
+            max: self.settings.session_max_lifetime.map(chrono_duration),
+        }
+    }
+
     /// Last activity + timeout, capped by the absolute lifetime when one is set.
     pub(crate) fn expires_at(
         &self,
         created: NaiveDateTime,
         last_activity: NaiveDateTime,
     ) -> NaiveDateTime {
-        let idle_end = last_activity + chrono_duration(self.settings.session_timeout);
-        match self.settings.session_max_lifetime {
-            Some(l) => idle_end.min(created + chrono_duration(l)),
-            None => idle_end,
-        }
+        self.lifespan().end_of(created, last_activity)
     }
 
     pub(crate) fn is_expired(
@@ -84,8 +88,12 @@ impl SessionService {
     /// how many this call ended.
     pub fn remove_expired(&self) -> Result<usize> {
         let mut conn = self.conn()?;
-        self.store_pending_on(&mut conn)?;
+        // The cutoff is taken before the pending renewals are stored: a session renewed here
+        // after that was still alive at the cutoff, so none the pass removes has a renewal
+        // still held in memory (the PostgreSQL batch records the stored last activity; see
+        // `store::sessions::end_expired_batch`).
         let cutoffs = self.cutoffs(self.now());
+        self.store_pending_on(&mut conn)?;
         let mut passes = vec![sessions::Expiry::Idle(cutoffs.idle)];
         passes.extend(cutoffs.lifetime.map(sessions::Expiry::Lifetime));
         let mut total = 0;
@@ -98,8 +106,8 @@ impl SessionService {
                     after.as_ref(),
                     EXPIRED_BATCH,
                     EndReason::Expired.as_str(),
+                    self.lifespan(),
                     self.latest_activity(),
-                    |row| self.expires_at(row.created_at, row.last_activity),
                 )?;
                 total += ended;
                 match next {

@@ -367,10 +367,39 @@ pub enum Expiry {
 /// Where a removal pass has got to: the key of the last session it selected.
 pub type ExpiryKey = (NaiveDateTime, String);
 
-/// Ends up to `limit` expired sessions in one transaction, recording each with its `latest`
-/// activity and the end time `ended_at` gives it (from that activity), starting after `after` in the pass's index order. Returns the key to
-/// start the next batch after (`None`: nothing was left) and how many this call ended (fewer
-/// than selected when another instance ended some first).
+/// How long a session lives: `idle` after its last activity, and at most `max` after its
+/// creation when an absolute lifetime is set. Its end is the earlier of the two.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifespan {
+    pub idle: chrono::Duration,
+    pub max: Option<chrono::Duration>,
+}
+
+impl Lifespan {
+    /// When a session created at `created_at` and last active at `last_activity` expires.
+    pub fn end_of(&self, created_at: NaiveDateTime, last_activity: NaiveDateTime) -> NaiveDateTime {
+        let idle_end = last_activity + self.idle;
+        match self.max {
+            Some(max) => idle_end.min(created_at + max),
+            None => idle_end,
+        }
+    }
+}
+
+/// Ends up to `limit` expired sessions, recording each with reason `reason` and its expiration
+/// time by `lifespan` as its end time, starting after `after` in the pass's index order.
+/// Returns the key to start the next batch after (`None`: nothing was left) and how many this
+/// call ended (fewer than selected when another instance ended some first).
+///
+/// On PostgreSQL the rows never leave the database: one statement locks the batch
+/// (`FOR UPDATE SKIP LOCKED`, so removals running at once on several instances, or a login's
+/// removal beside the background one, take different rows instead of waiting on each other),
+/// deletes it and inserts its history. The last activity recorded is the stored one, so the
+/// caller stores its pending renewals first and takes the cutoff from before that store: a
+/// session this instance renewed since was alive at the cutoff and is not selected, so no
+/// renewal still held in memory can belong to a removed row. On SQLite, which allows no DELETE
+/// in a WITH, the batch is read, deleted with `RETURNING` and recorded with its `latest`
+/// activity, in one write transaction.
 ///
 /// Walking the index from the last key, rather than from its start each time, matters on
 /// PostgreSQL: deleted rows stay in the index until vacuum, and a million of them made every
@@ -381,10 +410,81 @@ pub fn end_expired_batch(
     after: Option<&ExpiryKey>,
     limit: i64,
     reason: &str,
+    lifespan: Lifespan,
     latest: impl LatestActivity,
-    ended_at: impl Fn(&SessionRow) -> NaiveDateTime,
 ) -> QueryResult<(Option<ExpiryKey>, usize)> {
-    on_backend!(conn, |c| c.write_transaction(|c| {
+    match conn {
+        DbConnection::Postgres(c) => {
+            end_expired_batch_postgres(c, expiry, after, limit, reason, lifespan)
+        }
+        DbConnection::Sqlite(c) => {
+            end_expired_batch_sqlite(c, expiry, after, limit, reason, lifespan, latest)
+        }
+    }
+}
+
+fn end_expired_batch_postgres(
+    c: &mut diesel::PgConnection,
+    expiry: Expiry,
+    after: Option<&ExpiryKey>,
+    limit: i64,
+    reason: &str,
+    lifespan: Lifespan,
+) -> QueryResult<(Option<ExpiryKey>, usize)> {
+    let (column, cutoff) = match expiry {
+        Expiry::Idle(cutoff) => ("last_activity", cutoff),
+        Expiry::Lifetime(cutoff) => ("created_at", cutoff),
+    };
+    let mut q = PgMove::default();
+    let mut conditions = vec![format!("{column} < {}", q.arg(PgArg::Time(cutoff)))];
+    if let Some((at, id)) = after {
+        conditions.push(format!(
+            "({column}, session_id) > ({}, {})",
+            q.arg(PgArg::Time(*at)),
+            q.arg(PgArg::Text(id.clone()))
+        ));
+    }
+    let pick = format!(
+        "SELECT session_id, {column} AS at FROM sessions WHERE {}
+         ORDER BY {column}, session_id LIMIT {} FOR UPDATE SKIP LOCKED",
+        conditions.join(" AND "),
+        q.arg(PgArg::Int(limit)),
+    );
+    let idle_end = format!(
+        "last_activity + {} * interval '1 microsecond'",
+        q.arg(PgArg::Int(micros(lifespan.idle)))
+    );
+    let ended_at = match lifespan.max {
+        Some(max) => format!(
+            "LEAST({idle_end}, created_at + {} * interval '1 microsecond')",
+            q.arg(PgArg::Int(micros(max)))
+        ),
+        None => idle_end,
+    };
+    let moved = q.run(c, &pick, "at DESC, session_id DESC", &ended_at, reason)?;
+    let next = match (moved.picked == limit, moved.last_at, moved.last_id) {
+        (true, Some(at), Some(id)) => Some((at, id)),
+        _ => None,
+    };
+    Ok((next, moved.ended as usize))
+}
+
+/// A duration in whole microseconds, PostgreSQL's resolution; the settings' ranges keep it far
+/// from the limit.
+fn micros(d: chrono::Duration) -> i64 {
+    d.num_microseconds().unwrap_or(i64::MAX)
+}
+
+fn end_expired_batch_sqlite(
+    c: &mut diesel::SqliteConnection,
+    expiry: Expiry,
+    after: Option<&ExpiryKey>,
+    limit: i64,
+    reason: &str,
+    lifespan: Lifespan,
+    latest: impl LatestActivity,
+) -> QueryResult<(Option<ExpiryKey>, usize)> {
+    c.write_transaction(|c| {
         let keys: Vec<(NaiveDateTime, String)> = match expiry {
             Expiry::Idle(cutoff) => {
                 let mut q = sessions::table
@@ -424,7 +524,7 @@ pub fn end_expired_batch(
             .into_iter()
             .map(|r| {
                 let r = with_latest(r, &latest);
-                let at = ended_at(&r);
+                let at = lifespan.end_of(r.created_at, r.last_activity);
                 history_of(r, at, reason)
             })
             .collect();
@@ -435,7 +535,7 @@ pub fn end_expired_batch(
         }
         let next = (keys.len() as i64 == limit).then_some(last);
         Ok((next, ended))
-    }))
+    })
 }
 
 /// How many sessions are active: what the active-session gauge shows. A count over the
@@ -485,14 +585,86 @@ pub fn end_batch(
 const SHARED_COLUMNS: &str = "session_id, user_id, client_type, client_name, host, location, \
                               created_at, last_activity, created_by";
 
+/// One value bound to a [`PgMove`] statement.
+enum PgArg {
+    Int(i64),
+    Text(String),
+    Time(NaiveDateTime),
+}
+
+/// A statement that moves a batch of sessions into the history on PostgreSQL, the bulk ends'
+/// shared half: the caller writes the query that picks the batch, with its values bound
+/// through [`PgMove::arg`] in any order (each gets its own `$n`), and [`PgMove::run`] wraps it
+/// as `WITH picked AS (…), moved AS (DELETE … RETURNING …) INSERT INTO session_history …`. The
+/// text differs per case (rather than `$1 IS NULL OR …`) so each case gets a plan that uses
+/// its index.
+#[derive(Default)]
+struct PgMove {
+    args: Vec<PgArg>,
+}
+
+/// What a [`PgMove`] came to: how many rows its pick selected, the last of them in the pick's
+/// order, and how many it ended (fewer when another writer ended some first).
 #[derive(QueryableByName)]
 struct Moved {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     picked: i64,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    last: Option<String>,
+    last_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    last_at: Option<NaiveDateTime>,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     ended: i64,
+}
+
+impl PgMove {
+    /// Binds `value`; returns its placeholder.
+    fn arg(&mut self, value: PgArg) -> String {
+        self.args.push(value);
+        format!("${}", self.args.len())
+    }
+
+    /// `pick` selects `session_id` and a timestamp `at` (NULL when the order needs none);
+    /// `last_first` orders `picked` so that its first row is the pick's last; `ended_at` is
+    /// SQL over the moved row's columns.
+    fn run(
+        mut self,
+        c: &mut diesel::PgConnection,
+        pick: &str,
+        last_first: &str,
+        ended_at: &str,
+        reason: &str,
+    ) -> QueryResult<Moved> {
+        use diesel::sql_types::{BigInt, Text, Timestamp};
+        let reason = self.arg(PgArg::Text(reason.to_owned()));
+        let sql = format!(
+            "WITH picked AS (
+                 {pick}
+             ), moved AS (
+                 DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM picked)
+                 RETURNING {SHARED_COLUMNS}
+             ), recorded AS (
+                 INSERT INTO session_history ({SHARED_COLUMNS}, ended_at, end_reason)
+                 SELECT {SHARED_COLUMNS}, {ended_at}, {reason} FROM moved
+                 RETURNING 1
+             ), last AS (
+                 SELECT session_id, at FROM picked ORDER BY {last_first} LIMIT 1
+             )
+             SELECT (SELECT count(*) FROM picked) AS picked,
+                    (SELECT session_id FROM last) AS last_id,
+                    (SELECT at FROM last) AS last_at,
+                    (SELECT count(*) FROM recorded) AS ended"
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+        for arg in self.args {
+            query = match arg {
+                PgArg::Int(v) => query.bind::<BigInt, _>(v),
+                PgArg::Text(v) => query.bind::<Text, _>(v),
+                PgArg::Time(v) => query.bind::<Timestamp, _>(v),
+            };
+        }
+        query.get_result(c)
+    }
 }
 
 fn end_batch_postgres(
@@ -503,52 +675,30 @@ fn end_batch_postgres(
     reason: &str,
     ended_at: NaiveDateTime,
 ) -> QueryResult<(Option<String>, usize)> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
-    // Bind numbers follow the order the optional conditions are written in; the text differs
-    // per case (rather than `$1 IS NULL OR …`) so each case gets a plan that uses the index.
+    let mut q = PgMove::default();
     let mut conditions = Vec::new();
-    let mut n = 3;
-    if matches!(scope, Scope::User(_)) {
-        n += 1;
-        conditions.push(format!("user_id = ${n}"));
+    if let Scope::User(user) = scope {
+        conditions.push(format!("user_id = {}", q.arg(PgArg::Text(user.to_owned()))));
     }
-    if after.is_some() {
-        n += 1;
-        conditions.push(format!("session_id > ${n}"));
+    if let Some(key) = after {
+        conditions.push(format!(
+            "session_id > {}",
+            q.arg(PgArg::Text(key.to_owned()))
+        ));
     }
     let filter = if conditions.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let sql = format!(
-        "WITH picked AS (
-             SELECT session_id FROM sessions {filter} ORDER BY session_id LIMIT $1
-         ), moved AS (
-             DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM picked)
-             RETURNING {SHARED_COLUMNS}
-         ), recorded AS (
-             INSERT INTO session_history ({SHARED_COLUMNS}, ended_at, end_reason)
-             SELECT {SHARED_COLUMNS}, $2, $3 FROM moved
-             RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM picked) AS picked,
-                (SELECT max(session_id) FROM picked) AS last,
-                (SELECT count(*) FROM recorded) AS ended"
+    let pick = format!(
+        "SELECT session_id, NULL::timestamp AS at FROM sessions {filter}
+         ORDER BY session_id LIMIT {}",
+        q.arg(PgArg::Int(limit))
     );
-    let mut query = diesel::sql_query(sql)
-        .into_boxed::<diesel::pg::Pg>()
-        .bind::<BigInt, _>(limit)
-        .bind::<Timestamp, _>(ended_at)
-        .bind::<Text, _>(reason.to_owned());
-    if let Scope::User(user) = scope {
-        query = query.bind::<Text, _>(user.to_owned());
-    }
-    if let Some(key) = after {
-        query = query.bind::<Text, _>(key.to_owned());
-    }
-    let moved: Moved = query.get_result(c)?;
-    let next = (moved.picked == limit).then_some(moved.last).flatten();
+    let ended_at = q.arg(PgArg::Time(ended_at));
+    let moved = q.run(c, &pick, "session_id DESC", &ended_at, reason)?;
+    let next = (moved.picked == limit).then_some(moved.last_id).flatten();
     Ok((next, moved.ended as usize))
 }
 

@@ -142,3 +142,142 @@ fn sessions_past_their_lifetime_are_removed_with_their_end_at_the_cap() {
         Some(info.created_at + chrono::Duration::minutes(60))
     );
 }
+
+/// Stores `n` sessions of `user` straight into the database, IDs `old-00000001` and on, last
+/// active 2 hours ago less `i % 1500` ms (so a batch boundary falls inside a run of equal
+/// instants): more expired sessions than one removal batch, without thousands of logins.
+fn seed_expired(app: &TestApp, user: &str, n: u32) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use sessiond::config::Backend;
+    match app.db.url.backend {
+        Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(&format!(
+                "INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
+                 last_activity) SELECT 'old-' || lpad(g::text, 8, '0'), '{user}', 'standard', \
+                 'test-instance', t - interval '1 hour', t FROM generate_series(1, {n}) AS g, \
+                 LATERAL (SELECT now() AT TIME ZONE 'utc' - interval '2 hours' \
+                 - (g % 1500) * interval '1 millisecond' AS t) AS at"
+            )),
+        Backend::Sqlite => diesel::SqliteConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(&format!(
+                "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}), \
+                 t(i, at) AS (SELECT i, strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 hours', \
+                 '-' || ((i % 1500) / 1000.0) || ' seconds') FROM g) \
+                 INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
+                 last_activity) SELECT 'old-' || printf('%08d', i), '{user}', 'standard', \
+                 'test-instance', strftime('%Y-%m-%d %H:%M:%f', at, '-1 hours'), at FROM t"
+            )),
+    }
+    .unwrap();
+}
+
+#[derive(diesel::QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    session_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    last_activity: chrono::NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    ended_at: chrono::NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    end_reason: String,
+}
+
+fn history_of_seeded(app: &TestApp) -> Vec<Recorded> {
+    use diesel::{Connection, RunQueryDsl};
+    use sessiond::config::Backend;
+    let sql = "SELECT session_id, last_activity, ended_at, end_reason FROM session_history \
+               WHERE session_id LIKE 'old-%' ORDER BY session_id";
+    match app.db.url.backend {
+        Backend::Postgres => diesel::sql_query(sql)
+            .load(&mut diesel::PgConnection::establish(&app.db.url.target).unwrap()),
+        Backend::Sqlite => diesel::sql_query(sql)
+            .load(&mut diesel::SqliteConnection::establish(&app.db.url.target).unwrap()),
+    }
+    .unwrap()
+}
+
+#[test]
+fn a_removal_of_thousands_of_expired_sessions_records_each_once_as_expired_at_its_deadline() {
+    // Two full removal batches of 2000 and a partial one, on either backend (on PostgreSQL
+    // the batches are moved into the history by one statement each).
+    const N: u32 = 4_500;
+    let app = spawn_app();
+    app.add_user("root", PW, None, &[Right::Administrator]);
+    app.add_user("alice", PW, None, &[]);
+    let root = app.get_session("root", PW);
+    let live = app.get_session("alice", PW);
+    seed_expired(&app, "alice", N);
+
+    let r = app.call("deleteExpiredSessionIds", &[("sessionId", &root)]);
+    r.assert_ok();
+    assert_eq!(r.value("deletedCount"), Some(N.to_string()));
+
+    let recorded = history_of_seeded(&app);
+    assert_eq!(recorded.len(), N as usize, "each recorded exactly once");
+    for (i, rec) in recorded.iter().enumerate() {
+        assert_eq!(rec.session_id, format!("old-{:08}", i + 1));
+        assert_eq!(rec.end_reason, "expired", "{}", rec.session_id);
+        assert_eq!(
+            rec.ended_at,
+            rec.last_activity + chrono::Duration::minutes(30),
+            "{}: ended at its deadline (the default 30 min timeout)",
+            rec.session_id
+        );
+    }
+    assert!(!app.validate("old-00000001"));
+    assert!(
+        app.validate(&live) && app.validate(&root),
+        "the live ones stay"
+    );
+    let again = app.call("deleteExpiredSessionIds", &[("sessionId", &root)]);
+    assert_eq!(again.value("deletedCount").as_deref(), Some("0"));
+}
+
+#[test]
+fn two_instances_removing_the_same_expired_sessions_at_once_end_each_exactly_once() {
+    // On PostgreSQL each instance's batches lock the rows they take and skip those the other
+    // holds; on SQLite the write lock takes the batches one after another. Either way the two
+    // counts add up and each session is recorded once.
+    const N: u32 = 4_500;
+    let a = spawn_app();
+    a.add_user("root", PW, None, &[Right::Administrator]);
+    a.add_user("alice", PW, None, &[]);
+    let b = spawn_app_on(a.db.clone(), None, |_| {});
+    let on_a = a.get_session("root", PW);
+    let on_b = b.get_session("root", PW);
+    for round in 0..3 {
+        seed_expired(&a, "alice", N);
+        let counts: Vec<u32> = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.call("deleteExpiredSessionIds", &[("sessionId", &on_a)]));
+            let tb = s.spawn(|| b.call("deleteExpiredSessionIds", &[("sessionId", &on_b)]));
+            [ta.join().unwrap(), tb.join().unwrap()]
+                .iter()
+                .map(|r| r.value("deletedCount").unwrap().parse().unwrap())
+                .collect()
+        });
+        assert_eq!(counts.iter().sum::<u32>(), N, "round {round}: {counts:?}");
+        assert_eq!(history_of_seeded(&a).len(), N as usize, "round {round}");
+        // The next round seeds the same IDs again: clear this round's records.
+        clear_seeded_history(&a);
+    }
+}
+
+fn clear_seeded_history(app: &TestApp) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use sessiond::config::Backend;
+    let sql = "DELETE FROM session_history WHERE session_id LIKE 'old-%'";
+    match app.db.url.backend {
+        Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(sql),
+        Backend::Sqlite => diesel::SqliteConnection::establish(&app.db.url.target)
+            .unwrap()
+            .batch_execute(sql),
+    }
+    .unwrap();
+}
