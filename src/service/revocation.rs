@@ -1,8 +1,8 @@
 //! Following the log of ended sessions (SPEC 3, revocation): whoever ends a session, on this
 //! instance, another one or the CLI, the trigger on `sessions` appends it to `session_ends` in
-//! the same transaction. The reader reads the log from its position every revocation lag (one
-//! primary-key range read), sooner on PostgreSQL when the trigger's notification wakes it, and
-//! drops what it finds from the cache. Ends made here in bulk catch up at once
+//! the same transaction. The reader reads the log from its position every half revocation lag
+//! (one primary-key range read), sooner on PostgreSQL when the trigger's notification wakes it,
+//! and drops what it finds from the cache. Ends made here in bulk catch up at once
 //! ([`SessionService::catch_up_revocations`]), so this instance refuses them before it answers.
 //!
 //! What it cannot be sure of clears the cache (nothing vouched for until read again): a lost
@@ -124,9 +124,12 @@ impl SessionService {
             if (new.len() as i64) < READ_BATCH {
                 return Ok(());
             }
-            if dropped >= MOST_DROPPED {
+            // A full batch: if much more is waiting (a mass expiry, a bulk end), jump to the
+            // end of the log and clear rather than read it all.
+            let end = ends::newest(conn)?;
+            if dropped >= MOST_DROPPED || end - last > MOST_DROPPED as i64 {
                 self.cache.clear();
-                pos.seq = Some(ends::newest(conn)?);
+                pos.seq = Some(end);
                 return Ok(());
             }
         }
