@@ -29,8 +29,9 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 
@@ -114,8 +115,12 @@ pub struct SessionCache {
     hasher: std::collections::hash_map::RandomState,
     /// Bumped by every revocation and clearing, before it drops anything.
     epoch: AtomicU64,
-    /// The revocation reader follows the log: only then is anything vouched for.
-    following: AtomicBool,
+    /// Until when (nanoseconds after `base`) the revocation reader is known to follow the log:
+    /// the start of its last good read plus the revocation lag. Only before it is anything
+    /// answered or vouched for, so a reader stuck on a dead network, not only one that
+    /// failed, stops the hits within the lag. 0: not followed.
+    fresh_until: AtomicU64,
+    base: Instant,
 }
 
 impl Default for SessionCache {
@@ -136,7 +141,8 @@ impl SessionCache {
             per_shard: capacity / shards,
             hasher: Default::default(),
             epoch: AtomicU64::new(0),
-            following: AtomicBool::new(false),
+            fresh_until: AtomicU64::new(0),
+            base: Instant::now(),
         }
     }
 
@@ -156,17 +162,27 @@ impl SessionCache {
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Whether the revocation reader follows the log. Turning it off clears the cache.
-    pub fn set_following(&self, following: bool) {
-        if following {
-            self.following.store(true, Ordering::SeqCst);
-        } else if self.following.swap(false, Ordering::SeqCst) {
-            self.clear();
-        }
+    fn nanos_since_base(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The revocation reader read the whole log in a read that started at `started`: the
+    /// cache may answer until `lag` after that.
+    pub fn followed(&self, started: Instant, lag: Duration) {
+        let until = self.nanos_since_base(started + lag).max(1);
+        self.fresh_until.store(until, Ordering::SeqCst);
+    }
+
+    /// The reader lost the log: clears the cache. True if it was followed until now.
+    pub fn unfollowed(&self) -> bool {
+        let was = self.fresh_until.swap(0, Ordering::SeqCst) != 0;
+        self.clear();
+        was
+    }
+
+    /// Whether the last good read of the log is recent enough for answers from here.
     pub fn is_following(&self) -> bool {
-        self.following.load(Ordering::SeqCst)
+        self.nanos_since_base(Instant::now()) < self.fresh_until.load(Ordering::SeqCst)
     }
 
     /// What a miss takes before its database read and hands to [`SessionCache::admit`].
@@ -182,6 +198,9 @@ impl SessionCache {
         now: NaiveDateTime,
         alive: impl FnOnce(NaiveDateTime, NaiveDateTime) -> bool,
     ) -> bool {
+        if !self.is_following() {
+            return false;
+        }
         let mut shard = self.shard(id);
         let Some(e) = shard.map.get(id) else {
             return false;
@@ -371,7 +390,7 @@ mod tests {
 
     fn followed(capacity: usize) -> SessionCache {
         let cache = SessionCache::new(capacity);
-        cache.set_following(true);
+        cache.followed(Instant::now(), Duration::from_secs(3600));
         cache
     }
 
@@ -454,14 +473,35 @@ mod tests {
         let epoch = cache.epoch();
         assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
         assert!(!cache.hit("a", at(3), |_, _| true));
-        cache.set_following(true);
+        cache.followed(Instant::now(), Duration::from_secs(3600));
         let epoch = cache.epoch();
         assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
         assert!(cache.hit("a", at(3), |_, _| true));
         // Losing the log clears: pending renewals stay to be stored, nothing is vouched for.
-        cache.set_following(false);
+        assert!(cache.unfollowed());
         assert!(!cache.hit("a", at(4), |_, _| true));
         assert_eq!(cache.take(), vec![("a".to_owned(), at(3))]);
+    }
+
+    #[test]
+    fn no_hit_once_the_last_read_of_the_log_is_older_than_the_lag() {
+        let cache = SessionCache::new(10);
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        assert!(cache.admit("a", cache.epoch(), at(0), at(1), at(2), |_| true));
+        assert!(cache.hit("a", at(3), |_, _| true));
+        // A reader stuck since a read that started long ago (a dead network, no error yet).
+        cache.followed(
+            Instant::now() - Duration::from_secs(2),
+            Duration::from_secs(1),
+        );
+        assert!(!cache.is_following());
+        assert!(
+            !cache.hit("a", at(4), |_, _| true),
+            "answered on a stale log"
+        );
+        // Its next good read brings the answers back.
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        assert!(cache.hit("a", at(5), |_, _| true));
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl SessionService {
     /// half the `lag` for the next notification. False on an error: the cache was cleared, and the
     /// caller drops the feed and opens another one after a pause.
     pub fn follow_revocations_once(&self, feed: &mut Feed, lag: Duration) -> bool {
+        let started = Instant::now();
         let turn = self.read_log(feed.conn()).and_then(|()| {
             let mut pos = self.lock_position();
             if pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
@@ -61,14 +62,13 @@ impl SessionService {
         // Half the lag between reads: an end whose notification was lost (or, on SQLite, that
         // no notification announces) is read well within the lag.
         let turn = turn.and_then(|()| {
-            self.cache.set_following(true);
+            self.cache.followed(started, lag);
             feed.wait(lag / 2)
         });
         if let Err(e) = &turn {
-            if self.cache.is_following() {
+            if self.cache.unfollowed() {
                 log::warn!("revocation log: {e}; the session cache is cleared until it is back");
             }
-            self.cache.set_following(false);
         }
         turn.is_ok()
     }
