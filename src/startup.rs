@@ -9,7 +9,7 @@
 //! (its soft value raised to the hard one first), so a crowd of stalled clients makes new ones
 //! wait in the listen backlog for a slot instead of failing to be accepted at all.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -48,6 +48,8 @@ const MEMORY_RETURN_INTERVAL: Duration = Duration::from_secs(2);
 /// files (migrations, the admin password file).
 const RESERVED_DESCRIPTORS: u64 = 64;
 const DESCRIPTORS_PER_DB_CONNECTION: u64 = 3;
+/// How long a graceful stop waits for requests in flight.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// actix's own default cap per worker, kept when the descriptor limit allows more.
 const ACTIX_MAX_CONNECTIONS: usize = 25_000;
 /// Connections the admin listener takes at once: probes and a scraper, not a crowd.
@@ -57,6 +59,9 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 pub enum StartupError {
     #[error("cannot migrate the database: {0}")]
     Migrate(String),
+    /// The database cannot be opened or migrated: the message names it and why.
+    #[error("{0}")]
+    Database(String),
     #[error("{0}")]
     Service(#[from] ServiceError),
     #[error("cannot listen on {addr}: {source}")]
@@ -81,7 +86,7 @@ pub fn open_service(
     let store = Store::new(&config.database, config.db_pool_size, config.db_timeout);
     store
         .migrate()
-        .map_err(|e| StartupError::Migrate(e.to_string()))?;
+        .map_err(|e| StartupError::Database(e.to_string()))?;
     let telemetry = Arc::new(http::health::telemetry());
     telemetry
         .metrics
@@ -139,6 +144,14 @@ impl Application {
             }
             _ => None,
         };
+        // The listeners next, still before the database: a port that is taken leaves no
+        // database file, no admin and no password file behind.
+        let listener = bind(config.bind)?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let admin_listener = config.admin_bind.map(bind).transpose()?;
         let setup = config.clone();
         let service = web::block(move || -> Result<_, StartupError> {
             let service = open_service(&setup, clock)?;
@@ -151,11 +164,6 @@ impl Application {
         .map_err(|e| StartupError::Migrate(e.to_string()))??;
         let service = Arc::new(service);
 
-        let listener = bind(config.bind)?;
-        let local = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.bind,
-            source,
-        })?;
         let telemetry = service.telemetry();
         let state = web::Data::new(AppState {
             service: service.clone(),
@@ -198,7 +206,10 @@ impl Application {
         .client_request_timeout(config.client_timeout)
         .keep_alive(config.keepalive)
         .max_connections(connections_per_worker(&config))
-        .shutdown_timeout(10);
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // SIGINT and SIGTERM are handled in `run_until_stopped`: both stop gracefully (actix
+        // itself would make SIGINT a forced shutdown).
+        .disable_signals();
         let server = match &certificates {
             Some(certificates) => server.listen_rustls_0_23(listener, certificates.server_config()),
             None => server.listen(listener),
@@ -208,6 +219,8 @@ impl Application {
             source,
         })?
         .run();
+        // Before the first line says we listen: a signal from then on stops us gracefully.
+        stop_on_signals(server.handle());
         let scheme = if certificates.is_some() {
             "https"
         } else {
@@ -215,10 +228,8 @@ impl Application {
         };
         reload_on_sighup(certificates);
 
-        let admin = match config.admin_bind {
-            None => None,
-            Some(addr) => {
-                let listener = bind(addr)?;
+        let admin = match (config.admin_bind, admin_listener) {
+            (Some(addr), Some(listener)) => {
                 let bound = listener
                     .local_addr()
                     .map_err(|source| StartupError::Bind { addr, source })?;
@@ -228,19 +239,21 @@ impl Application {
                     .keep_alive(config.keepalive)
                     .max_connections(ADMIN_MAX_CONNECTIONS)
                     .shutdown_timeout(5)
+                    .disable_signals()
                     .listen(listener)
                     .map_err(|source| StartupError::Bind { addr, source })?
                     .run();
                 log::info!("operator endpoints (health, metrics, console) on http://{bound}");
                 Some((server, bound.port()))
             }
+            _ => None,
         };
 
         spawn_background(&service, &config, &telemetry);
         for path in &paths {
             log::info!(
-                "sessiond listening on {scheme}://{local}{path} (database: {:?}, location: {})",
-                config.database.backend,
+                "sessiond listening on {scheme}://{local}{path} (database: {}, location: {})",
+                config.database.describe(),
                 config.location
             );
         }
@@ -288,6 +301,44 @@ impl Application {
             Err(e) => log::error!("could not store pending activity at shutdown: {e}"),
         }
         result
+    }
+}
+
+// ----- SIGINT, SIGTERM: stop gracefully -----
+
+/// The first SIGINT or SIGTERM stops accepting and lets requests in flight finish (up to
+/// [`SHUTDOWN_TIMEOUT_SECS`]); a second one stops at once.
+fn stop_on_signals(server: actix_web::dev::ServerHandle) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::signal::unix::{signal, SignalKind};
+    let stopping = Arc::new(AtomicBool::new(false));
+    for (kind, name) in [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+    ] {
+        let mut signals = match signal(kind) {
+            Ok(signals) => signals,
+            Err(e) => {
+                log::warn!("cannot listen for {name}, so no graceful stop on it: {e}");
+                continue;
+            }
+        };
+        let (server, stopping) = (server.clone(), stopping.clone());
+        actix_web::rt::spawn(async move {
+            while signals.recv().await.is_some() {
+                if !stopping.swap(true, Ordering::SeqCst) {
+                    log::info!(
+                        "{name} received: stopping gracefully (requests in flight get up to \
+                         {SHUTDOWN_TIMEOUT_SECS} s; another signal stops at once)"
+                    );
+                    // Not awaited: the stop completes when the server's own future does.
+                    actix_web::rt::spawn(server.clone().stop(true));
+                } else {
+                    log::warn!("{name} received again: stopping now");
+                    actix_web::rt::spawn(server.clone().stop(false));
+                }
+            }
+        });
     }
 }
 
@@ -498,7 +549,8 @@ fn raise_descriptor_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Shows the first-start password once in the log and writes it to a file only its owner reads.
+/// Writes the first-start password to a file only its owner reads, and says in the log where it
+/// is: never the password itself, which a log collector would keep for as long as the log.
 fn announce_admin(admin: &NewAdmin, path: &Path) -> Result<(), StartupError> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
@@ -516,10 +568,23 @@ fn announce_admin(admin: &NewAdmin, path: &Path) -> Result<(), StartupError> {
         source,
     })?;
     log::warn!(
-        "no users yet: created '{}' with AdministratorRight and password {} (shown once; also in {})",
+        "no users yet: created '{}' with AdministratorRight and a random password, written to \
+         {} (mode 0600, its owner only: read it with `cat {}`, then change it with \
+         `sessiond user passwd {} --password-stdin`)",
         admin.user_id,
-        admin.password.expose(),
-        path.display()
+        path.display(),
+        path.display(),
+        admin.user_id
     );
+    // SPEC 5 shows the password once; the brief never logs one. Both hold by showing it to a
+    // person at a terminal only, outside the log records: under systemd, a container or a
+    // redirect, stderr is no terminal and the password stays in the file alone.
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "\n  {}'s first password (shown this once, not logged): {}\n",
+            admin.user_id,
+            admin.password.expose()
+        );
+    }
     Ok(())
 }

@@ -132,17 +132,53 @@ impl SessionService {
     }
 
     pub fn set_right(&self, user_id: &UserId, right: Right, held: bool) -> Result<()> {
+        self.change_right(user_id, right, held).map(drop)
+    }
+
+    /// Gives (`held`) or takes a right; returns whether that changed anything, false when the
+    /// user already held it, or did not hold it, as asked.
+    pub fn change_right(&self, user_id: &UserId, right: Right, held: bool) -> Result<bool> {
         let mut conn = self.conn()?;
         let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(user_id))?;
         let (mut admin, mut update, mut view) =
             (user.admin_right, user.update_right, user.view_right);
-        match right {
-            Right::Administrator => admin = held,
-            Right::UpdateSession => update = held,
-            Right::ViewSession => view = held,
+        let slot = match right {
+            Right::Administrator => &mut admin,
+            Right::UpdateSession => &mut update,
+            Right::ViewSession => &mut view,
+        };
+        if *slot == held {
+            return Ok(false);
         }
+        *slot = held;
         users::set_rights(&mut conn, user_id.as_str(), admin, update, view)?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Deletes a user after ending all of its sessions (reason `deleted`, each into the
+    /// history, as `disable_user` does); returns how many ended. One write transaction behind
+    /// the user's row lock, so no login in flight can leave it a session. The history keeps
+    /// the ended sessions with the user's ID until the retention period is over.
+    pub fn delete_user(&self, user_id: &UserId) -> Result<usize> {
+        let ended = users::delete(
+            &mut *self.conn()?,
+            user_id.as_str(),
+            EndReason::Deleted.as_str(),
+            self.now(),
+            self.latest_activity(),
+        )?
+        .ok_or_else(|| no_user(user_id))?;
+        self.telemetry
+            .session_ended(EndReason::Deleted.as_str(), ended as u64);
+        log::info!(
+            target: SECURITY,
+            event = "sessions_ended",
+            reason = EndReason::Deleted.as_str(),
+            user = user_id.as_str(),
+            count = ended;
+            "user deleted; {ended} sessions ended"
+        );
+        Ok(ended)
     }
 
     pub fn set_department(&self, user_id: &UserId, department: Option<&Department>) -> Result<()> {

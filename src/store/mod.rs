@@ -19,6 +19,9 @@ pub mod sessions;
 pub mod url;
 pub mod users;
 
+mod pool;
+pub use pool::{Manager, Pooled};
+
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -143,244 +146,12 @@ impl WriteTransaction for diesel::PgConnection {
 pub type Pool = r2d2::Pool<Manager>;
 pub type Conn = PooledConnection<Manager>;
 
-/// A pooled connection and what the pool needs to judge it before it is used again. Derefs to
-/// the [`DbConnection`] every query takes.
-pub struct Pooled {
-    conn: DbConnection,
-    /// SQLite: the file (device, inode) this connection opened, to notice that the path now
-    /// names another file or none (deleted, moved away): such a connection would go on
-    /// answering from, and writing to, a file nobody will ever open again.
-    file: Option<(u64, u64)>,
-    /// SQLite opened the file read-only (it was not writable then) and stays so for the life of
-    /// the connection: it serves one checkout and is dropped, so that writes resume as soon as
-    /// the file is writable again.
-    read_only: bool,
-}
-
-impl Deref for Pooled {
-    type Target = DbConnection;
-    fn deref(&self) -> &DbConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for Pooled {
-    fn deref_mut(&mut self) -> &mut DbConnection {
-        &mut self.conn
-    }
-}
-
-/// Whether this process may write the file now, by access(2): opening and closing the file to
-/// find out would drop the POSIX locks SQLite holds on it (closing any descriptor of a file
-/// releases all of the process's locks on it).
-fn writable(path: &str) -> bool {
-    let Ok(c_path) = std::ffi::CString::new(path) else {
-        return false;
-    };
-    // SAFETY: access only reads the NUL-terminated path, which lives across the call.
-    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
-}
-
-/// Whether a file that SQLite opened read-only could now be opened read-write: the database
-/// file and the -wal and -shm files beside it. SQLite makes those two with the database file's
-/// mode, so when they were made while it was read-only they are given its mode now, as SQLite
-/// would have; otherwise every new connection would stay read-only through them.
-fn writable_again(target: &str) -> bool {
-    let Ok(db) = std::fs::metadata(target) else {
-        return false;
-    };
-    if !writable(target) {
-        return false;
-    }
-    let mode = std::fs::Permissions::from_mode(db.permissions().mode() & 0o700);
-    [format!("{target}-wal"), format!("{target}-shm")]
-        .iter()
-        .filter(|f| Path::new(f).exists())
-        .all(|f| writable(f) || (std::fs::set_permissions(f, mode.clone()).is_ok() && writable(f)))
-}
-
-fn file_id(path: &str) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// The SQLite URI for a file path that opens it read-write and never creates it
-/// (`mode=rw`; diesel opens with SQLITE_OPEN_URI). Hand-written: a path needs only the three
-/// characters that end or escape a URI path escaped. A target that is already a URI or the
-/// in-memory name is taken as given.
-fn sqlite_open_uri(path: &str) -> String {
-    if path.starts_with("file:") || path == ":memory:" {
-        return path.to_owned();
-    }
-    let mut uri = String::with_capacity(path.len() + 16);
-    uri.push_str("file:");
-    for ch in path.chars() {
-        match ch {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
-    }
-    uri.push_str("?mode=rw");
-    uri
-}
-
-/// Opens connections of the backend the URL names, with SQLite's per-connection settings.
-#[derive(Debug, Clone)]
-pub struct Manager {
-    database: DatabaseUrl,
-    busy_timeout: Duration,
-    /// Set while connecting fails: the cause is logged once per outage, not per request.
-    down: Arc<AtomicBool>,
-    /// Set while SQLite opens the file read-only; logged once too.
-    read_only: Arc<AtomicBool>,
-}
-
-impl Manager {
-    fn report_down(&self, why: &str) {
-        if !self.down.swap(true, Ordering::SeqCst) {
-            log::error!("{why}; calls answer SERVICE_UNAVAILABLE until it is back");
-        }
-    }
-
-    fn report_up(&self) {
-        if self.down.swap(false, Ordering::SeqCst) {
-            log::info!("the database is reachable again");
-        }
-    }
-
-    fn connect_sqlite(&self) -> Result<Pooled, r2d2::Error> {
-        let path = &self.database.target;
-        let mut conn = match diesel::SqliteConnection::establish(&sqlite_open_uri(path)) {
-            Ok(conn) => conn,
-            Err(e) => {
-                if Path::new(path).exists() {
-                    self.report_down(&format!("cannot open the database file {path}: {e}"));
-                } else {
-                    self.report_down(&format!("the database file {path} is missing"));
-                }
-                return Err(r2d2::Error::ConnectionError(e));
-            }
-        };
-        let file = file_id(path);
-        // Whether SQLite fell back to read-only (the file was not writable): a write that
-        // matches no row asks for the write transaction and nothing else. BEGIN IMMEDIATE
-        // cannot tell, SQLite makes it a read transaction on a read-only file. No busy wait:
-        // a busy answer means another writer holds the lock, so the file is writable.
-        conn.batch_execute("PRAGMA busy_timeout = 0")
-            .map_err(r2d2::Error::QueryError)?;
-        let read_only = match conn.batch_execute("DELETE FROM sessions WHERE 0") {
-            Err(e) => is_read_only(&e),
-            Ok(()) => false,
-        };
-        if read_only {
-            if !self.read_only.swap(true, Ordering::SeqCst) {
-                log::error!(
-                    "the database file {path} is not writable; writes answer \
-                     SERVICE_UNAVAILABLE until it is"
-                );
-            }
-        } else if self.read_only.swap(false, Ordering::SeqCst) {
-            log::info!("the database file {path} is writable again");
-        }
-        // WAL lets readers (validateSession) go on while one writer writes; NORMAL sync is
-        // safe with WAL and spares an fsync per commit.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            self.busy_timeout.as_millis()
-        ))
-        .map_err(r2d2::Error::QueryError)?;
-        self.report_up();
-        Ok(Pooled {
-            conn: DbConnection::Sqlite(conn),
-            file,
-            read_only,
-        })
-    }
-
-    /// The URL with libpq's timeouts set from the database timeout, unless the URL sets them:
-    /// a server that is down or unreachable then costs a bounded wait, never a hung request.
-    fn postgres_url(&self) -> String {
-        let url = &self.database.target;
-        let secs = self.busy_timeout.as_secs().max(1);
-        let params = [
-            ("connect_timeout", secs.to_string()),
-            ("tcp_user_timeout", (secs * 1000).to_string()),
-            ("keepalives_idle", secs.to_string()),
-            ("keepalives_interval", "1".to_owned()),
-            ("keepalives_count", "3".to_owned()),
-        ];
-        let mut out = url.clone();
-        let mut sep = if url.contains('?') { '&' } else { '?' };
-        for (key, value) in params {
-            if !url.contains(&format!("{key}=")) {
-                out.push(sep);
-                out.push_str(&format!("{key}={value}"));
-                sep = '&';
-            }
-        }
-        out
-    }
-}
-
-impl ManageConnection for Manager {
-    type Connection = Pooled;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<Pooled, r2d2::Error> {
-        match self.database.backend {
-            Backend::Postgres => match diesel::PgConnection::establish(&self.postgres_url()) {
-                Ok(conn) => {
-                    self.report_up();
-                    Ok(Pooled {
-                        conn: DbConnection::Postgres(conn),
-                        file: None,
-                        read_only: false,
-                    })
-                }
-                Err(e) => {
-                    self.report_down(&format!("cannot connect to PostgreSQL: {e}"));
-                    Err(r2d2::Error::ConnectionError(e))
-                }
-            },
-            Backend::Sqlite => self.connect_sqlite(),
-        }
-    }
-
-    /// On checkout, SQLite only (see [`Store::new`]): the path still names the file this
-    /// connection opened. One `stat`, no query.
-    fn is_valid(&self, conn: &mut Pooled) -> Result<(), r2d2::Error> {
-        match self.database.backend {
-            Backend::Sqlite
-                if conn.file.is_none() || file_id(&self.database.target) != conn.file =>
-            {
-                Err(r2d2::Error::ConnectionError(
-                    diesel::ConnectionError::BadConnection(
-                        "the database file was removed or replaced".into(),
-                    ),
-                ))
-            }
-            // Writable again: a fresh connection will open it read-write.
-            Backend::Sqlite if conn.read_only && writable_again(&self.database.target) => Err(
-                r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
-                    "the database file is writable again".into(),
-                )),
-            ),
-            Backend::Sqlite => Ok(()),
-            Backend::Postgres => conn.conn.ping().map_err(r2d2::Error::QueryError),
-        }
-    }
-
-    fn has_broken(&self, conn: &mut Pooled) -> bool {
-        conn.read_only || conn.conn.is_broken()
-    }
-}
-
 /// The pool and which backend it talks to.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]).
+    manager: Manager,
     backend: Backend,
     /// For SQLite the file path; for PostgreSQL the URL (never logged: it may hold a password).
     target: String,
@@ -428,9 +199,10 @@ impl Store {
             .test_on_check_out(database.backend == Backend::Sqlite)
             // The manager logs a failing connect once per outage; r2d2 would log every retry.
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
+            .build_unchecked(manager.clone());
         Self {
             pool,
+            manager,
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
@@ -507,17 +279,64 @@ impl Store {
 
     /// Applies the embedded migrations that have not run yet; returns how many ran. On SQLite
     /// this is where the file is made (the first start), readable by its owner only.
-    pub fn migrate(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    ///
+    /// On a connection of its own, not the pool's: a database that cannot be opened or reached
+    /// at start is one line at once ([`MigrateError::Open`]), not a wait of the pool's timeout.
+    pub fn migrate(&self) -> Result<usize, MigrateError> {
         if self.backend == Backend::Sqlite {
-            prepare_sqlite_file(&self.target)?;
+            prepare_sqlite_file(&self.target).map_err(|e| MigrateError::Open(e.to_string()))?;
         }
-        let mut conn = self.conn()?;
-        let applied = match &mut **conn {
-            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS)?.len(),
-            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS)?.len(),
-        };
+        let mut conn = self.manager.open().map_err(|e| self.open_failure(&e))?;
+        let applied = match &mut *conn {
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        }
+        .map_err(MigrateError::Migrate)?
+        .len();
         Ok(applied)
     }
+
+    /// Why the start's first connection failed, in one line naming the database (never the
+    /// password): for SQLite the OS's reason when the file cannot be opened (SQLite says only
+    /// "unable to open database file"), for PostgreSQL libpq's message on one line.
+    fn open_failure(&self, error: &r2d2::Error) -> MigrateError {
+        let what = self.manager.database.describe();
+        let why = match self.backend {
+            // Opening the file here closes it again, which would drop this process's POSIX
+            // locks on it: harmless at start, where no other connection holds any.
+            Backend::Sqlite => match std::fs::File::open(&self.target) {
+                Err(e) => e.to_string(),
+                Ok(_) if Path::new(&self.target).is_dir() => "it is a directory".to_owned(),
+                Ok(_) => error.to_string(),
+            },
+            Backend::Postgres => one_line(&error.to_string()),
+        };
+        let verb = match self.backend {
+            Backend::Sqlite => "open",
+            Backend::Postgres => "connect to",
+        };
+        MigrateError::Open(format!("cannot {verb} the database {what}: {why}"))
+    }
+}
+
+/// Why the start could not make the database ready.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database cannot be opened or reached: a message naming it and the cause.
+    #[error("{0}")]
+    Open(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// libpq's multi-line message as one line: without "FATAL:", the indented hint folded in.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(|l| l.replace("FATAL:  ", "").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The versions of the embedded migrations, as diesel records them once applied.
@@ -553,6 +372,12 @@ fn prepare_sqlite_file(target: &str) -> std::io::Result<()> {
             std::fs::set_permissions(path, owner_only)?;
             log::info!("created the database file {target}");
             return Ok(());
+        }
+        // Not tightened below: a directory is no database, whatever its mode.
+        Err(_) if path.is_dir() => {
+            return Err(std::io::Error::other(format!(
+                "cannot open the database file {target}: it is a directory"
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
@@ -625,16 +450,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sqlite_path_opens_as_a_read_write_uri_that_never_creates_the_file() {
+    fn libpq_messages_are_folded_into_one_line() {
+        let message =
+            "connection to server at \"127.0.0.1\", port 5999 failed: Connection refused\n\
+                       \tIs the server running on that host and accepting TCP/IP connections?\n";
         assert_eq!(
-            sqlite_open_uri("/var/lib/s.db"),
-            "file:/var/lib/s.db?mode=rw"
+            one_line(message),
+            "connection to server at \"127.0.0.1\", port 5999 failed: Connection refused; \
+             Is the server running on that host and accepting TCP/IP connections?"
         );
-        assert_eq!(sqlite_open_uri("s.db"), "file:s.db?mode=rw");
         assert_eq!(
-            sqlite_open_uri("/d/a?b#c%d.db"),
-            "file:/d/a%3fb%23c%25d.db?mode=rw"
+            one_line("connection to server failed: FATAL:  role \"x\" does not exist\n"),
+            "connection to server failed: role \"x\" does not exist"
         );
-        assert_eq!(sqlite_open_uri("file:x.db?mode=ro"), "file:x.db?mode=ro");
     }
 }

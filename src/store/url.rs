@@ -47,6 +47,28 @@ impl DatabaseUrl {
             target: url.to_owned(),
         })
     }
+
+    /// The database as the log and error messages name it, never with a password: the SQLite
+    /// file path, or PostgreSQL's user, host, port and database (the URL without its password
+    /// and its parameters, which may hold one too).
+    pub fn describe(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("SQLite {}", self.target),
+            Backend::Postgres => match url::Url::parse(&self.target) {
+                Ok(u) => {
+                    let user = match u.username() {
+                        "" => String::new(),
+                        user => format!("{user}@"),
+                    };
+                    let host = u.host_str().unwrap_or("");
+                    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                    let db = u.path().trim_start_matches('/');
+                    format!("PostgreSQL {user}{host}{port}/{db}")
+                }
+                Err(_) => "PostgreSQL (a URL that does not parse)".to_owned(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -66,5 +88,16 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
         assert!(DatabaseUrl::parse("  ").is_err());
+    }
+
+    #[test]
+    fn a_database_is_described_without_its_password() {
+        let pg = DatabaseUrl::parse("postgres://app:s3cret@db.example:6432/sessions?password=x2")
+            .unwrap();
+        assert_eq!(pg.describe(), "PostgreSQL app@db.example:6432/sessions");
+        let bare = DatabaseUrl::parse("postgresql://localhost/s").unwrap();
+        assert_eq!(bare.describe(), "PostgreSQL localhost/s");
+        let lite = DatabaseUrl::parse("sqlite:///var/lib/s.db").unwrap();
+        assert_eq!(lite.describe(), "SQLite /var/lib/s.db");
     }
 }

@@ -205,6 +205,32 @@ pub fn disable(
     })
 }
 
+/// Deletes a user and, first, ends all of its sessions into the history, in one write
+/// transaction behind the user's row lock (on PostgreSQL `FOR UPDATE`, which also holds back
+/// the foreign-key checks of session inserts until the user is gone). `None` when there is no
+/// such user; else how many sessions ended.
+pub fn delete(
+    conn: &mut DbConnection,
+    user_id: &str,
+    reason: &str,
+    ended_at: NaiveDateTime,
+    latest: impl super::sessions::LatestActivity,
+) -> QueryResult<Option<usize>> {
+    conn.write_transaction(|conn| {
+        let query = users::table.find(user_id).select(users::user_id);
+        let found: Option<String> = match conn {
+            DbConnection::Postgres(c) => query.for_update().first(c).optional()?,
+            DbConnection::Sqlite(c) => query.first(c).optional()?,
+        };
+        if found.is_none() {
+            return Ok(None);
+        }
+        let ended = super::sessions::end_all_of_user(conn, user_id, reason, ended_at, latest)?;
+        diesel::delete(users::table.find(user_id)).execute(conn)?;
+        Ok(Some(ended))
+    })
+}
+
 /// A successful check: the count starts again, and the row is open (a check that started during
 /// a lock never gets here, so a lock this lifts is one started by checks racing this one).
 pub fn clear_failures(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {

@@ -46,6 +46,23 @@ fn a_wrong_password_and_an_unknown_user_fail_alike() {
 }
 
 #[test]
+fn a_user_id_no_user_can_have_fails_like_an_unknown_user() {
+    let app = spawn_app();
+    app.add_user("alice", PW, None, &[]);
+    let unknown = app.call("getSession", &[("userId", "mallory"), ("password", PW)]);
+    unknown.assert_fault("AUTHENTICATION_FAILED");
+    // Whitespace and control characters: IDs that `user add` refuses.
+    for id in ["alice bob", "alice\u{a0}", "a\tb", " alice"] {
+        let r = app.call("getSession", &[("userId", id), ("password", PW)]);
+        assert_eq!(r.status, 500, "{id:?}: {}", r.body);
+        r.assert_fault("AUTHENTICATION_FAILED");
+        assert_eq!(r.value("message"), unknown.value("message"), "{id:?}");
+    }
+    // The server keeps serving.
+    assert!(app.validate(&app.get_session("alice", PW)));
+}
+
+#[test]
 fn a_disabled_user_cannot_log_in_and_gets_the_same_fault() {
     let app = spawn_app();
     app.add_user("alice", PW, None, &[]);

@@ -24,12 +24,17 @@ fn patient(c: &mut sessiond::config::Config) {
 
 /// `sessiond user disable USER` on the app's database, as an administrator runs it.
 fn cli_disable(db: &TestDb, user: &str) {
+    cli_user(db, "disable", user);
+}
+
+/// `sessiond user VERB USER` on the app's database, which must succeed.
+fn cli_user(db: &TestDb, verb: &str, user: &str) {
     let url = match db.url.backend {
         Backend::Sqlite => format!("sqlite://{}", db.url.target),
         Backend::Postgres => db.url.target.clone(),
     };
     let out = Command::new(BIN)
-        .args(["user", "disable", user])
+        .args(["user", verb, user])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .current_dir(db.dir.path())
@@ -37,7 +42,7 @@ fn cli_disable(db: &TestDb, user: &str) {
         .expect("the binary runs");
     assert!(
         out.status.success(),
-        "user disable failed: {}",
+        "user {verb} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -116,6 +121,51 @@ fn a_login_racing_user_disable_leaves_the_disabled_user_no_valid_session() {
         leaked_rounds.is_empty(),
         "(round, sessions still working after the disable, sessions opened): {leaked_rounds:?}"
     );
+}
+
+#[test]
+fn a_login_racing_user_delete_leaves_no_session_and_fails_only_as_authentication_failed() {
+    const ROUNDS: usize = 6;
+    let app = Arc::new(spawn_app_with(patient));
+    for round in 0..ROUNDS {
+        let user = format!("leaving{round}");
+        app.add_user(&user, PW, None, &[]);
+        let opened = Arc::new(Mutex::new(Vec::<String>::new()));
+        let loops: Vec<_> = (0..2)
+            .map(|_| {
+                let (app, opened, user) = (app.clone(), opened.clone(), user.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        let r = app.call("getSession", &[("userId", &user), ("password", PW)]);
+                        match r.value("sessionId") {
+                            Some(id) if r.status == 200 => opened.lock().unwrap().push(id),
+                            _ => {
+                                // Never a database error from the vanished row.
+                                r.assert_fault("AUTHENTICATION_FAILED");
+                                return;
+                            }
+                        }
+                    }
+                    panic!("the logins were never refused");
+                })
+            })
+            .collect();
+        while opened.lock().unwrap().len() < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cli_user(&app.db, "delete", &user);
+        for l in loops {
+            l.join().unwrap();
+        }
+        let opened = opened.lock().unwrap().clone();
+        let still: Vec<&String> = opened.iter().filter(|id| app.validate(id)).collect();
+        assert!(
+            still.is_empty(),
+            "round {round}: {} of {} sessions valid after the delete",
+            still.len(),
+            opened.len()
+        );
+    }
 }
 
 /// What a prober sees of one name: six wrong passwords, the right one for the real user, and a
