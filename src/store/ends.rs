@@ -119,7 +119,9 @@ impl Feed {
             DbConnection::Sqlite(_) => {
                 std::thread::sleep(timeout);
                 match &self.file {
-                    Some((path, opened)) if opened.is_some() && super::file_id(path) == *opened => {
+                    Some((path, opened))
+                        if opened.is_some() && super::pool::file_id(path) == *opened =>
+                    {
                         Ok(())
                     }
                     _ => Err(diesel::result::Error::DatabaseError(

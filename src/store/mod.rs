@@ -150,15 +150,14 @@ pub type Conn = PooledConnection<Manager>;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]).
+    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]) and
+    /// the revocation reader's (see [`Store::revocation_feed`]).
     manager: Manager,
     backend: Backend,
     /// For SQLite the file path; for PostgreSQL the URL (never logged: it may hold a password).
     target: String,
     /// Callers in `conn()` right now: r2d2 counts connections but not who waits for one.
     waiting: Arc<AtomicUsize>,
-    /// For connections outside the pool (the revocation reader's).
-    manager: Manager,
 }
 
 /// The pool's state for the metrics.
@@ -188,7 +187,6 @@ impl Store {
             down: Arc::new(AtomicBool::new(false)),
             read_only: Arc::new(AtomicBool::new(false)),
         };
-        let own = manager.clone();
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
@@ -206,7 +204,6 @@ impl Store {
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
-            manager: own,
         }
     }
 
