@@ -34,6 +34,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessiond.db";
 pub const DEFAULT_CONFIG_FILE: &str = "sessiond.toml";
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ACTIVITY_LAG: Duration = Duration::from_secs(1);
+pub const DEFAULT_REVOCATION_LAG: Duration = Duration::from_millis(100);
+pub const DEFAULT_CACHE_CAPACITY: usize = 200_000;
 pub const DEFAULT_ENDPOINT_PATH: &str = "/services/SessionService";
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 pub const DEFAULT_LIST_PAGE_SIZE: u32 = 500;
@@ -90,6 +92,14 @@ macro_rules! config_settings {
         activity_lag: Duration = DEFAULT_ACTIVITY_LAG;
             key "activity_lag", env "SESSIOND_ACTIVITY_LAG", shown "1s",
             read Dur, within "0s" to "1h", then duration;
+        /// how soon a session ended elsewhere (another instance, the CLI) is refused here
+        revocation_lag: Duration = DEFAULT_REVOCATION_LAG;
+            key "revocation_lag", env "SESSIOND_REVOCATION_LAG", shown "100ms",
+            read Dur, within "10ms" to "1s", then duration;
+        /// sessions held in memory to answer validateSession without the database
+        cache_capacity: usize = DEFAULT_CACHE_CAPACITY;
+            key "cache_capacity", env "SESSIOND_CACHE_CAPACITY", shown "200000",
+            read Number, within "1" to "100000000", then number;
         /// this instance's name, stored with the sessions it creates
         location: String = default_location();
             key "location", env "SESSIOND_LOCATION", shown "host name",

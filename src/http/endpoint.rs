@@ -207,6 +207,10 @@ async fn answer(
         Request::ValidateSession { session_id } if state.inline_validate => Ok(service
             .validate_session(session_id.as_ref())
             .map(|valid| Outcome::Done(Answer::Valid(valid)))),
+        // A session this instance has seen valid is answered from memory on any backend.
+        Request::ValidateSession {
+            session_id: Some(id),
+        } if service.validate_from_memory(id) => Ok(Ok(Outcome::Done(Answer::Valid(true)))),
         _ => {
             // Logins wait for their turn here, on no thread, before they take one.
             let _turn = if operation.checks_a_password() {

@@ -117,7 +117,7 @@ impl SessionService {
         let now = self.now();
         let alive = !user.disabled
             && self
-                .activity
+                .cache
                 .renew_if(&session.session_id, session.last_activity, now, |last| {
                     !self.is_expired(now, session.created_at, last)
                 });

@@ -58,14 +58,14 @@ impl SessionService {
 
     /// Stores the renewals this instance holds in memory.
     pub fn store_pending_activity(&self) -> Result<()> {
-        if self.activity.is_empty() {
+        if !self.cache.has_pending() {
             return Ok(());
         }
         self.store_pending_on(&mut *self.conn()?)
     }
 
     pub(crate) fn store_pending_on(&self, conn: &mut DbConnection) -> Result<()> {
-        let mut renewals = self.activity.take();
+        let mut renewals = self.cache.take();
         // Rows are locked in ID order, as any other writer would meet them: two instances
         // storing overlapping renewals cannot deadlock on each other.
         renewals.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -77,7 +77,7 @@ impl SessionService {
         let stored = sessions::store_activity(conn, &renewals);
         if stored.is_err() {
             self.telemetry.metrics.activity_flush_failures_total.inc();
-            self.activity.restore(renewals);
+            self.cache.restore(renewals);
         } else {
             self.telemetry.activity_flushed(rows, started.elapsed());
         }
@@ -121,6 +121,8 @@ impl SessionService {
             }
         }
         if total > 0 {
+            // Refused here before this answers; other instances follow the log.
+            self.catch_up_revocations();
             self.telemetry
                 .session_ended(EndReason::Expired.as_str(), total as u64);
             // One line for the pass, not one per session: a mass expiry is millions of them.

@@ -7,15 +7,16 @@
 //!
 //! The rooms: `error` (the kinds and what is logged vs shown), `auth` (callers, rights,
 //! password checks, lock-out, the login gate), `listing` (filters, pages), `expiry`
-//! (deadlines, pending activity, removal, history purge), `activity` (renewals in memory),
+//! (deadlines, pending activity, removal, history purge), `cache` (sessions seen valid and
+//! their renewals, in memory), `revocation` (following the log of ended sessions),
 //! `passwords` (the hashing threads), `policy` (ending many sessions at once, the
 //! rule for new passwords), `view` (a session as clients see it), `admin` (the
 //! CLI's verbs), `console` (what the admin console sees and does), `login_stats` (logins per
 //! minute for its chart), `clock`.
 
-pub mod activity;
 mod admin;
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod console;
 mod error;
@@ -26,6 +27,7 @@ mod lockout;
 pub mod login_stats;
 pub mod passwords;
 mod policy;
+mod revocation;
 mod view;
 
 use std::sync::Arc;
@@ -41,10 +43,10 @@ use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 use crate::telemetry::{Telemetry, SECURITY};
 
-use activity::ActivityLog;
 pub use admin::{NewAdmin, UserSummary};
 use auth::LoginGate;
 pub use auth::LoginTurn;
+use cache::SessionCache;
 use clock::Clock;
 pub use error::{Result, ServiceError};
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
@@ -74,6 +76,8 @@ pub struct Settings {
     pub max_sessions_per_user: Option<u32>,
     /// What a login does when its user is at the cap.
     pub session_limit_policy: LimitPolicy,
+    /// Sessions held in memory (see `cache`).
+    pub cache_capacity: usize,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -87,7 +91,10 @@ pub struct SessionService {
     store: Store,
     clock: Arc<dyn Clock>,
     settings: Settings,
-    activity: ActivityLog,
+    /// Sessions seen valid and the renewals not yet stored.
+    cache: SessionCache,
+    /// Where the revocation reader is in the log of ended sessions.
+    revocations: std::sync::Mutex<revocation::Position>,
     passwords: Passwords,
     logins: LoginGate,
     /// Where logins, ended sessions and activity flushes are counted.
@@ -109,8 +116,9 @@ impl SessionService {
         Ok(Self {
             store,
             clock,
+            cache: SessionCache::new(settings.cache_capacity),
             settings,
-            activity: ActivityLog::default(),
+            revocations: Default::default(),
             passwords,
             logins,
             telemetry,
@@ -122,6 +130,11 @@ impl SessionService {
     /// The metrics this service counts into, for the HTTP layer to count requests beside.
     pub fn telemetry(&self) -> Arc<Telemetry> {
         self.telemetry.clone()
+    }
+
+    /// Sessions held in memory now (seen valid, or with a renewal to store).
+    pub fn cached_sessions(&self) -> usize {
+        self.cache.len()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -171,18 +184,42 @@ impl SessionService {
         self.end(&mut *self.conn()?, id, EndReason::Closed)
     }
 
-    /// The hot path: one primary-key read, no write. Renewal goes to the activity log.
+    /// The hot path: from memory when this instance has seen the session valid (no read, no
+    /// write), else one primary-key read. Renewal goes to the cache, stored every lag.
     pub fn validate_session(&self, session_id: Option<&SessionId>) -> Result<bool> {
         let Some(id) = session_id else {
             return Ok(false);
         };
+        if self.validate_from_memory(id) {
+            return Ok(true);
+        }
+        self.telemetry.metrics.session_cache_misses_total.inc();
+        // Before the read: a revocation processed between the read and the insert keeps the
+        // session out of the cache (see `cache`).
+        let epoch = self.cache.epoch();
         let Some((created, stored)) = sessions::find_times(&mut *self.conn()?, id.as_str())? else {
             return Ok(false);
         };
         let now = self.now();
-        Ok(self.activity.renew_if(id.as_str(), stored, now, |last| {
+        Ok(self
+            .cache
+            .admit(id.as_str(), epoch, created, stored, now, |last| {
+                !self.is_expired(now, created, last)
+            }))
+    }
+
+    /// validateSession answered from memory: true when the session was seen valid here, is
+    /// not expired by the clock now, and was not revoked; renews it. False is no verdict (the
+    /// database decides), so this is cheap enough for the HTTP worker itself.
+    pub fn validate_from_memory(&self, id: &SessionId) -> bool {
+        let now = self.now();
+        let hit = self.cache.hit(id.as_str(), now, |created, last| {
             !self.is_expired(now, created, last)
-        }))
+        });
+        if hit {
+            self.telemetry.metrics.session_cache_hits_total.inc();
+        }
+        hit
     }
 
     pub fn delete_session_id(
@@ -353,7 +390,7 @@ impl SessionService {
             self.latest_activity(),
         )?;
         // Only once the record holds it: a failed end keeps the renewal for the next try.
-        self.activity.forget(id.as_str());
+        self.cache.revoke([id.as_str()]);
         if let Some(record) = &ended {
             self.telemetry.session_ended(reason.as_str(), 1);
             log::info!(
@@ -371,7 +408,7 @@ impl SessionService {
     /// What every end path records as a session's last activity: the stored one or the later
     /// renewal still pending here (SPEC 3: the history shows what the client was last told).
     pub(crate) fn latest_activity(&self) -> impl Fn(&SessionRow) -> NaiveDateTime + '_ {
-        |row| self.activity.latest(&row.session_id, row.last_activity)
+        |row| self.cache.latest(&row.session_id, row.last_activity)
     }
 
     fn open_with_password(
@@ -432,8 +469,9 @@ impl SessionService {
         }
         match sessions::open(&mut conn, row, cap, self.latest_activity())? {
             Opened::Stored { evicted } => {
+                self.cache
+                    .revoke(evicted.iter().map(|r| r.session_id.as_str()));
                 for record in evicted {
-                    self.activity.forget(&record.session_id);
                     self.telemetry.session_ended(EndReason::Evicted.as_str(), 1);
                     log::info!(
                         target: SECURITY,

@@ -67,6 +67,10 @@ impl SessionService {
             }
             std::thread::sleep(super::expiry::BATCH_PAUSE);
         }
+        if total > 0 {
+            // Refused here before this answers; other instances follow the log.
+            self.catch_up_revocations();
+        }
         self.telemetry.session_ended(reason.as_str(), total as u64);
         log::info!(
             target: crate::telemetry::SECURITY,

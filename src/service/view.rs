@@ -30,7 +30,7 @@ pub struct SessionView {
 
 impl SessionService {
     pub(crate) fn view(&self, row: SessionRow, caller: Option<&str>) -> SessionView {
-        let last_activity = self.activity.latest(&row.session_id, row.last_activity);
+        let last_activity = self.cache.latest(&row.session_id, row.last_activity);
         SessionView {
             is_current: caller == Some(row.session_id.as_str()),
             is_remote: row.location != self.settings.location,

@@ -121,6 +121,7 @@ pub fn service_settings(c: &Config) -> Settings {
         page_rows: i64::from(c.list_page_size),
         max_sessions_per_user: c.max_sessions_per_user,
         session_limit_policy: c.session_limit_policy,
+        cache_capacity: c.cache_capacity,
     }
 }
 
@@ -317,6 +318,7 @@ fn spawn_background(service: &Arc<SessionService>, config: &Config, telemetry: &
     spawn_every(service, every, "store activity", |s| {
         s.store_pending_activity().map(drop)
     });
+    follow_revocations(service, config.revocation_lag);
     if let Some(every) = config.sweep_interval {
         spawn_every(service, every, "sweep expired sessions", |s| {
             s.remove_expired().map(drop)
@@ -346,6 +348,34 @@ fn spawn_background(service: &Arc<SessionService>, config: &Config, telemetry: &
                 log::info!("purged {n} history records past retention");
             }
         })
+    });
+}
+
+/// The revocation reader (see `service::revocation`): a task for the life of the server that
+/// runs each turn on a blocking thread, with its own connection moved in and out; a lost
+/// connection is opened again after a pause of one lag. Dropped with the server, connection
+/// and all.
+fn follow_revocations(service: &Arc<SessionService>, lag: Duration) {
+    let service = service.clone();
+    actix_web::rt::spawn(async move {
+        let mut feed = None;
+        loop {
+            let s = service.clone();
+            let turn = web::block(move || {
+                let Some(mut f) = feed.or_else(|| s.revocation_feed()) else {
+                    std::thread::sleep(lag);
+                    return None;
+                };
+                if s.follow_revocations_once(&mut f, lag) {
+                    Some(f)
+                } else {
+                    std::thread::sleep(lag);
+                    None
+                }
+            })
+            .await;
+            feed = turn.unwrap_or(None);
+        }
     });
 }
 

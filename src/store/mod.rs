@@ -12,6 +12,7 @@
 //! too, and expanded per backend by [`on_backend!`].
 
 pub mod console;
+pub mod ends;
 pub mod history;
 pub mod schema;
 pub mod sessions;
@@ -149,7 +150,8 @@ pub type Conn = PooledConnection<Manager>;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]).
+    /// The pool's manager, for the start's own first connection (see [`Store::migrate`]) and
+    /// the revocation reader's (see [`Store::revocation_feed`]).
     manager: Manager,
     backend: Backend,
     /// For SQLite the file path; for PostgreSQL the URL (never logged: it may hold a password).
@@ -219,6 +221,20 @@ impl Store {
         let conn = self.pool.get();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         conn
+    }
+
+    /// A connection of its own for the revocation reader, outside the pool: on PostgreSQL it
+    /// holds a LISTEN for as long as it lives.
+    pub fn revocation_feed(&self) -> Result<ends::Feed, r2d2::Error> {
+        let pooled = self.manager.connect()?;
+        // Like the pool, never keep a connection SQLite opened read-only: held open, it kept
+        // writers on other connections failing after the file was writable again.
+        if pooled.read_only {
+            return Err(r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("the database file is read-only".into()),
+            ));
+        }
+        ends::Feed::new(pooled.conn, &self.target, pooled.file).map_err(r2d2::Error::QueryError)
     }
 
     pub fn pool_status(&self) -> PoolStatus {

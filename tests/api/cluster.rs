@@ -43,7 +43,13 @@ fn a_session_opened_on_one_instance_is_valid_listed_renewed_and_closed_on_the_ot
 
     let r = c.call("closeSession", &[("sessionId", &id)]);
     assert_eq!(r.value("closed").as_deref(), Some("true"));
-    assert!(!a.validate(&id) && !b.validate(&id));
+    assert!(
+        !c.validate(&id),
+        "the instance that closed it refuses it at once"
+    );
+    // The others within the revocation lag (SPEC 3).
+    assert!(a.refused_within(&id, REVOCATION_PATIENCE).is_some());
+    assert!(b.refused_within(&id, REVOCATION_PATIENCE).is_some());
     let again = b.call("closeSession", &[("sessionId", &id)]);
     assert_eq!(again.value("closed").as_deref(), Some("false"));
 }
@@ -87,7 +93,7 @@ fn concurrent_removal_of_expired_sessions_ends_each_session_once() {
     for id in doomed.iter().step_by(37) {
         let info = a.service.session_info(&as_session_id(id)).unwrap();
         assert_eq!(info.end_reason.as_deref(), Some("expired"));
-        assert!(!nodes[2].validate(id));
+        assert!(nodes[2].refused_within(id, REVOCATION_PATIENCE).is_some());
     }
     let r = nodes[1].call("getExpiredSessionIds", &[("sessionId", &removers[1])]);
     assert_eq!(r.sessions(), vec![None]);
@@ -124,7 +130,10 @@ fn concurrent_calls_on_every_instance_agree() {
                 assert!(r.sessions().contains(&Some(mine.clone())));
                 let r = nodes[(t + 2) % 3].call("closeSession", &[("sessionId", &mine)]);
                 assert_eq!(r.value("closed").as_deref(), Some("true"));
-                assert!(!nodes[t % 3].validate(&mine));
+                assert!(!nodes[(t + 2) % 3].validate(&mine));
+                assert!(nodes[t % 3]
+                    .refused_within(&mine, REVOCATION_PATIENCE)
+                    .is_some());
             })
         })
         .collect();

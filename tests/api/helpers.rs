@@ -15,6 +15,9 @@ pub const NS: &str = "urn:sessiond:session:1";
 pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 pub const PATH: &str = "/services/SessionService";
+/// How long a session ended on another instance or by the CLI may still be valid here in a
+/// test: the revocation lag (100 ms) with a wide margin for a loaded 2-core machine.
+pub const REVOCATION_PATIENCE: Duration = Duration::from_secs(3);
 
 /// A database of a test's own: a temporary SQLite file, or with SESSIOND_TEST_BACKEND=postgres
 /// a fresh PostgreSQL database on the local server, dropped when the last app using it is gone.
@@ -418,5 +421,20 @@ impl TestApp {
         let r = self.call("validateSession", &[("sessionId", session_id)]);
         r.assert_ok();
         r.value("valid").unwrap() == "true"
+    }
+
+    /// How long until this instance refused a session ended elsewhere (SPEC 3: within the
+    /// revocation lag), asking again and again; `None` if it still said valid after `patience`.
+    pub fn refused_within(&self, session_id: &str, patience: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        loop {
+            if !self.validate(session_id) {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() > patience {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }

@@ -15,6 +15,7 @@ mod outage;
 mod policy;
 mod properties;
 mod protocol;
+mod revocation;
 mod session_limit;
 mod storage;
 mod systemd;

@@ -94,6 +94,13 @@ fn calls_fail_fast_while_the_database_is_down_and_recover_by_themselves() {
     assert!(app.validate(&id));
 
     proxy.cut();
+    // A session seen valid is answered from memory until the revocation reader finds the
+    // database gone (within the revocation lag), which empties the cache.
+    let deadline = Instant::now() + REVOCATION_PATIENCE;
+    while app.call("validateSession", &[("sessionId", &id)]).status != 500 {
+        assert!(Instant::now() < deadline, "still answered from memory");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for (op, fields) in [
         ("validateSession", vec![("sessionId", id.as_str())]),
         ("getSession", vec![("userId", "alice"), ("password", "pw")]),

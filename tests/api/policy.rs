@@ -25,7 +25,7 @@ const REVOCATION_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Runs `sessiond ARGS` on the app's database with only the settings given here, `stdin`
 /// written to it; what it printed, and whether it succeeded.
-fn sessiond(app: &TestApp, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+pub(crate) fn sessiond(app: &TestApp, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let url = match app.db.url.backend {
         Backend::Sqlite => format!("sqlite://{}", app.db.url.target),
         Backend::Postgres => app.db.url.target.clone(),
@@ -59,7 +59,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn succeeded(out: Output) -> String {
+pub(crate) fn succeeded(out: Output) -> String {
     assert!(
         out.status.success(),
         "{}\n--- stdout\n{}--- stderr\n{}",

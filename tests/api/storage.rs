@@ -263,6 +263,20 @@ fn a_sqlite_file_gone_from_its_path_while_serving_is_service_unavailable_naming_
 
     let moved = site.path().join("moved-away.db");
     std::fs::rename(&db, &moved).unwrap();
+    // The session was seen valid: it is answered from memory until the revocation reader
+    // finds the file gone (within the revocation lag, 100 ms), which clears the cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while server
+        .call("validateSession", &[("sessionId", id.as_str())])
+        .status
+        != 500
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still answered from memory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     for round in 0..6 {
         for (op, fields) in [
             ("validateSession", vec![("sessionId", id.as_str())]),

@@ -1,0 +1,2 @@
+DROP TRIGGER sessions_log_ends;
+DROP TABLE session_ends;

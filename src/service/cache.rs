@@ -1,0 +1,537 @@
+//! The sessions this instance has seen valid, and their renewals not yet stored: the reason
+//! validateSession costs neither a read nor a write (SPEC 3).
+//!
+//! Per session: its creation time once the database showed it valid, the latest activity known
+//! here (the stored one or a renewal), and whether that renewal is still to be stored. A hit
+//! judges expiry by the clock at the call with those two instants; anything that looks expired
+//! is read again from the database (another instance may have renewed it), never refused from
+//! here. A background task stores what is pending every `activity_lag` in one transaction
+//! ([`SessionCache::take`]), and so does anything that judges expiry from the database in bulk
+//! and a graceful shutdown; single lookups combine the stored time with what is known here
+//! ([`SessionCache::latest`]), so this instance never sees a session older than it is.
+//!
+//! Revocation: a session ended here is dropped at once ([`SessionCache::revoke`]); one ended
+//! elsewhere is dropped by the revocation reader within the revocation lag. A miss reads the
+//! row and then inserts, and the session may be ended and its revocation processed in
+//! between: the miss takes an epoch before its read ([`SessionCache::epoch`]) and vouches for
+//! the session only if no revocation came since (every revocation bumps the epoch before it
+//! drops anything). While the reader does not follow the log (not started, connection lost)
+//! nothing is vouched for, and losing it clears the cache.
+//!
+//! Hand-written rather than moka or quick_cache: a hit renews the entry in place under the
+//! shard's lock (check and renewal as one step); the flush drains exactly the pending renewals,
+//! which must never be evicted (they would be lost); and an eviction or a revocation must be
+//! exact and immediate, where those crates evict and invalidate lazily.
+//!
+//! Bounded: each shard holds at most its share of the capacity of entries the flush may drop;
+//! beyond that only entries with a renewal pending, which the next flush (one activity lag)
+//! stores and trims back to the share. Memory is about 150 bytes an entry.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+
+/// Shards of a cache large enough to share (see [`SessionCache::new`]): workers on different
+/// sessions rarely meet on one lock.
+const SHARDS: usize = 64;
+/// Entries looked at for one to drop when a shard is full, so a full shard of pending
+/// renewals does not make every insert walk it.
+const EVICTION_SCAN: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Set when the database showed the session valid and no revocation came since: only then
+    /// may a call be answered from here. `None`: a renewal to store, nothing vouched for.
+    created: Option<NaiveDateTime>,
+    /// The latest activity known here: the stored one when read, or a renewal.
+    last: NaiveDateTime,
+    /// `last` is a renewal the database does not hold yet.
+    pending: bool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, Entry>,
+    /// The IDs whose entries turned pending since the last flush (some may be gone since).
+    pending: Vec<String>,
+}
+
+impl Shard {
+    /// Records a renewal at `now` on an entry (keeping a later one).
+    fn renew(&mut self, id: &str, entry_last: NaiveDateTime, now: NaiveDateTime) {
+        if let Some(e) = self.map.get_mut(id) {
+            e.last = entry_last.max(now);
+            if !e.pending {
+                e.pending = true;
+                self.pending.push(id.to_owned());
+            }
+        }
+    }
+
+    /// Makes room for one entry if the shard holds `cap` or more: drops one with no pending
+    /// renewal. If none is found the entry goes in anyway (it holds a renewal that must not be
+    /// lost) and the next flush trims the shard back.
+    fn make_room(&mut self, cap: usize) {
+        if self.map.len() < cap {
+            return;
+        }
+        let victim = self
+            .map
+            .iter()
+            .take(EVICTION_SCAN)
+            .find(|(_, e)| !e.pending)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = victim {
+            self.map.remove(&id);
+        }
+    }
+
+    fn trim(&mut self, cap: usize) {
+        if self.map.len() <= cap {
+            return;
+        }
+        let excess = self.map.len() - cap;
+        let victims: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, e)| !e.pending)
+            .take(excess)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in victims {
+            self.map.remove(&id);
+        }
+    }
+}
+
+pub struct SessionCache {
+    shards: Box<[Mutex<Shard>]>,
+    /// Entries per shard the flush may drop.
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+    /// Bumped by every revocation and clearing, before it drops anything.
+    epoch: AtomicU64,
+    /// Until when (nanoseconds after `base`) the revocation reader is known to follow the log:
+    /// the start of its last good read plus the revocation lag. Only before it is anything
+    /// answered or vouched for, so a reader stuck on a dead network, not only one that
+    /// failed, stops the hits within the lag. 0: not followed.
+    fresh_until: AtomicU64,
+    base: Instant,
+}
+
+impl Default for SessionCache {
+    /// A cache that vouches for nothing until told it is followed; for unit tests and the CLI.
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl SessionCache {
+    /// Holds about `capacity` entries (at least one). Small caches get one shard, so the
+    /// bound is exact; larger ones [`SHARDS`], each with its share.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let shards = if capacity >= SHARDS * 16 { SHARDS } else { 1 };
+        Self {
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            per_shard: capacity / shards,
+            hasher: Default::default(),
+            epoch: AtomicU64::new(0),
+            fresh_until: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+
+    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
+        let i = if self.shards.len() == 1 {
+            0
+        } else {
+            (self.hasher.hash_one(id) as usize) % self.shards.len()
+        };
+        // A panic while holding this lock cannot leave the map half-written; keep serving.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn each_shard(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn nanos_since_base(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The revocation reader read the whole log in a read that started at `started`: the
+    /// cache may answer until `lag` after that.
+    pub fn followed(&self, started: Instant, lag: Duration) {
+        let until = self.nanos_since_base(started + lag).max(1);
+        self.fresh_until.store(until, Ordering::SeqCst);
+    }
+
+    /// The reader lost the log: clears the cache. True if it was followed until now.
+    pub fn unfollowed(&self) -> bool {
+        let was = self.fresh_until.swap(0, Ordering::SeqCst) != 0;
+        self.clear();
+        was
+    }
+
+    /// Whether the last good read of the log is recent enough for answers from here.
+    pub fn is_following(&self) -> bool {
+        self.nanos_since_base(Instant::now()) < self.fresh_until.load(Ordering::SeqCst)
+    }
+
+    /// What a miss takes before its database read and hands to [`SessionCache::admit`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// A hit: the session was seen valid, and `alive(created, last)` holds for what is known
+    /// here; renews it at `now`. `false` is no verdict: read the database.
+    pub fn hit(
+        &self,
+        id: &str,
+        now: NaiveDateTime,
+        alive: impl FnOnce(NaiveDateTime, NaiveDateTime) -> bool,
+    ) -> bool {
+        if !self.is_following() {
+            return false;
+        }
+        let mut shard = self.shard(id);
+        let Some(e) = shard.map.get(id) else {
+            return false;
+        };
+        let Some(created) = e.created else {
+            return false;
+        };
+        if !alive(created, e.last) {
+            return false;
+        }
+        let last = e.last;
+        shard.renew(id, last, now);
+        true
+    }
+
+    /// A miss read the row (`created`, `stored`): renews the session at `now` if `alive` holds
+    /// for its latest activity (the later of `stored` and what is known here), and vouches for
+    /// it from now on if no revocation came since `epoch` was taken. False when dead.
+    pub fn admit(
+        &self,
+        id: &str,
+        epoch: u64,
+        created: NaiveDateTime,
+        stored: NaiveDateTime,
+        now: NaiveDateTime,
+        alive: impl FnOnce(NaiveDateTime) -> bool,
+    ) -> bool {
+        let mut shard = self.shard(id);
+        // Under the shard's lock: a revocation bumps the epoch before it takes this lock, so
+        // either it comes after this insert and drops it, or this sees the new epoch.
+        let vouch = self.is_following() && self.epoch() == epoch;
+        let known = shard.map.get(id).copied();
+        let latest = known.map_or(stored, |k| k.last.max(stored));
+        if !alive(latest) {
+            // Expired: nothing to answer from here any more (a pending renewal stays stored).
+            if known.is_some_and(|k| !k.pending) {
+                shard.map.remove(id);
+            }
+            return false;
+        }
+        if known.is_none() {
+            shard.make_room(self.per_shard);
+            shard.map.insert(
+                id.to_owned(),
+                Entry {
+                    created: None,
+                    last: latest,
+                    pending: false,
+                },
+            );
+        }
+        if let Some(e) = shard.map.get_mut(id) {
+            if vouch {
+                e.created = Some(created);
+            }
+        }
+        shard.renew(id, latest, now);
+        true
+    }
+
+    /// Renews a session at `now` if `alive` holds for its latest activity (the later of
+    /// `stored` and what is known here); one lock for the check and the renewal. False when
+    /// dead. Vouches for nothing: the caller-session check reads the row and user anyway.
+    pub fn renew_if(
+        &self,
+        id: &str,
+        stored: NaiveDateTime,
+        now: NaiveDateTime,
+        alive: impl FnOnce(NaiveDateTime) -> bool,
+    ) -> bool {
+        let mut shard = self.shard(id);
+        let known = shard.map.get(id).map(|e| e.last);
+        let latest = known.map_or(stored, |k| k.max(stored));
+        if !alive(latest) {
+            return false;
+        }
+        if known.is_none() {
+            shard.make_room(self.per_shard);
+            shard.map.insert(
+                id.to_owned(),
+                Entry {
+                    created: None,
+                    last: latest,
+                    pending: false,
+                },
+            );
+        }
+        shard.renew(id, latest, now);
+        true
+    }
+
+    /// The later of the stored last activity and what is known here.
+    pub fn latest(&self, id: &str, stored: NaiveDateTime) -> NaiveDateTime {
+        self.shard(id)
+            .map
+            .get(id)
+            .map_or(stored, |e| e.last.max(stored))
+    }
+
+    /// Drops sessions that ended: nothing is answered for them from here from now on.
+    pub fn revoke<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for id in ids {
+            self.shard(id).map.remove(id);
+        }
+    }
+
+    /// Vouches for nothing any more (the revocations may have been missed); keeps the pending
+    /// renewals, which are still to be stored.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for mut shard in self.each_shard() {
+            shard.map.retain(|_, e| {
+                e.created = None;
+                e.pending
+            });
+        }
+    }
+
+    /// The pending renewals, for the flush; the entries stay, no longer pending, and shards
+    /// over their share are trimmed back to it.
+    pub fn take(&self) -> Vec<(String, NaiveDateTime)> {
+        let mut out = Vec::new();
+        for mut shard in self.each_shard() {
+            let Shard { map, pending } = &mut *shard;
+            for id in pending.drain(..) {
+                if let Some(e) = map.get_mut(&id) {
+                    if e.pending {
+                        e.pending = false;
+                        out.push((id, e.last));
+                    }
+                }
+            }
+            shard.trim(self.per_shard);
+        }
+        out
+    }
+
+    /// Puts back renewals whose store failed, keeping any later ones recorded meanwhile.
+    pub fn restore(&self, renewals: Vec<(String, NaiveDateTime)>) {
+        for (id, at) in renewals {
+            let mut shard = self.shard(&id);
+            let last = match shard.map.get(&id) {
+                Some(e) => e.last.max(at),
+                None => {
+                    shard.map.insert(
+                        id.clone(),
+                        Entry {
+                            created: None,
+                            last: at,
+                            pending: false,
+                        },
+                    );
+                    at
+                }
+            };
+            shard.renew(&id, last, at);
+        }
+    }
+
+    /// Whether any renewal waits to be stored.
+    pub fn has_pending(&self) -> bool {
+        self.each_shard().any(|s| !s.pending.is_empty())
+    }
+
+    /// Entries held, pending or not.
+    pub fn len(&self) -> usize {
+        self.each_shard().map(|s| s.map.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn at(s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, s)
+            .unwrap()
+    }
+
+    fn followed(capacity: usize) -> SessionCache {
+        let cache = SessionCache::new(capacity);
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        cache
+    }
+
+    #[test]
+    fn latest_never_goes_backwards() {
+        let log = SessionCache::default();
+        assert!(log.renew_if("a", at(0), at(5), |_| true));
+        assert!(log.renew_if("a", at(0), at(3), |_| true));
+        assert_eq!(log.latest("a", at(1)), at(5));
+        assert_eq!(log.latest("a", at(9)), at(9));
+        assert_eq!(log.latest("b", at(2)), at(2));
+    }
+
+    #[test]
+    fn renew_if_renews_only_what_is_alive() {
+        let log = SessionCache::default();
+        assert!(!log.renew_if("a", at(1), at(9), |last| last > at(5)));
+        assert!(log.is_empty());
+        assert!(log.renew_if("a", at(6), at(9), |last| last > at(5)));
+        assert_eq!(log.latest("a", at(0)), at(9));
+        // The pending time counts: a stale stored value does not kill a renewed session.
+        assert!(log.renew_if("a", at(1), at(10), |last| last > at(5)));
+        assert_eq!(log.latest("a", at(0)), at(10));
+    }
+
+    #[test]
+    fn a_failed_store_puts_renewals_back_without_losing_newer_ones() {
+        let log = SessionCache::default();
+        log.renew_if("a", at(0), at(5), |_| true);
+        let taken = log.take();
+        assert_eq!(taken, vec![("a".to_owned(), at(5))]);
+        assert!(!log.has_pending());
+        log.renew_if("a", at(0), at(7), |_| true);
+        log.restore(taken);
+        assert_eq!(log.latest("a", at(0)), at(7));
+        assert_eq!(log.take(), vec![("a".to_owned(), at(7))]);
+        assert!(log.take().is_empty(), "a flush takes each renewal once");
+    }
+
+    #[test]
+    fn a_hit_needs_a_vouched_entry_and_a_live_session() {
+        let cache = followed(10);
+        assert!(!cache.hit("a", at(1), |_, _| true), "unknown");
+        cache.renew_if("a", at(0), at(1), |_| true);
+        assert!(
+            !cache.hit("a", at(2), |_, _| true),
+            "renewed only: not vouched"
+        );
+        let epoch = cache.epoch();
+        assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
+        assert!(cache.hit("a", at(3), |created, last| {
+            created == at(0) && last == at(2)
+        }));
+        assert_eq!(cache.latest("a", at(0)), at(3), "the hit renewed it");
+        assert!(
+            !cache.hit("a", at(4), |_, _| false),
+            "looks expired: no verdict"
+        );
+    }
+
+    #[test]
+    fn a_revocation_between_the_read_and_the_insert_keeps_the_session_out() {
+        let cache = followed(10);
+        // The miss takes the epoch, then reads the row (valid)...
+        let epoch = cache.epoch();
+        // ...meanwhile the session ends and its revocation is processed...
+        cache.revoke(["a"]);
+        // ...then the miss answers from its read, but vouches for nothing.
+        assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
+        assert!(!cache.hit("a", at(3), |_, _| true));
+        // A fresh read after the revocation may vouch again.
+        let epoch = cache.epoch();
+        assert!(cache.admit("b", epoch, at(0), at(1), at(2), |_| true));
+        assert!(cache.hit("b", at(3), |_, _| true));
+    }
+
+    #[test]
+    fn nothing_is_vouched_for_unless_the_log_is_followed() {
+        let cache = SessionCache::new(10);
+        let epoch = cache.epoch();
+        assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
+        assert!(!cache.hit("a", at(3), |_, _| true));
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        let epoch = cache.epoch();
+        assert!(cache.admit("a", epoch, at(0), at(1), at(2), |_| true));
+        assert!(cache.hit("a", at(3), |_, _| true));
+        // Losing the log clears: pending renewals stay to be stored, nothing is vouched for.
+        assert!(cache.unfollowed());
+        assert!(!cache.hit("a", at(4), |_, _| true));
+        assert_eq!(cache.take(), vec![("a".to_owned(), at(3))]);
+    }
+
+    #[test]
+    fn no_hit_once_the_last_read_of_the_log_is_older_than_the_lag() {
+        let cache = SessionCache::new(10);
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        assert!(cache.admit("a", cache.epoch(), at(0), at(1), at(2), |_| true));
+        assert!(cache.hit("a", at(3), |_, _| true));
+        // A reader stuck since a read that started long ago (a dead network, no error yet).
+        cache.followed(
+            Instant::now() - Duration::from_secs(2),
+            Duration::from_secs(1),
+        );
+        assert!(!cache.is_following());
+        assert!(
+            !cache.hit("a", at(4), |_, _| true),
+            "answered on a stale log"
+        );
+        // Its next good read brings the answers back.
+        cache.followed(Instant::now(), Duration::from_secs(3600));
+        assert!(cache.hit("a", at(5), |_, _| true));
+    }
+
+    #[test]
+    fn a_full_cache_stays_within_its_capacity_after_a_flush() {
+        let cache = followed(10);
+        for i in 0..100 {
+            let id = format!("s{i}");
+            assert!(cache.admit(&id, cache.epoch(), at(0), at(0), at(1), |_| true));
+        }
+        // Every entry holds a renewal: none may be dropped before it is stored.
+        assert_eq!(cache.take().len(), 100);
+        assert!(cache.len() <= 10, "{} entries", cache.len());
+        for i in 100..200 {
+            let id = format!("s{i}");
+            cache.admit(&id, cache.epoch(), at(0), at(0), at(1), |_| true);
+            cache.take();
+            assert!(cache.len() <= 10, "{} entries", cache.len());
+        }
+    }
+
+    #[test]
+    fn a_large_cache_is_sharded_within_its_capacity() {
+        let cache = followed(SHARDS * 16);
+        assert_eq!(cache.shards.len(), SHARDS);
+        for i in 0..SHARDS * 64 {
+            cache.admit(&format!("s{i}"), cache.epoch(), at(0), at(0), at(1), |_| {
+                true
+            });
+        }
+        cache.take();
+        assert!(cache.len() <= SHARDS * 16);
+    }
+}

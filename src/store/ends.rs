@@ -1,0 +1,138 @@
+//! The change log of ended sessions (`session_ends`), filled by a trigger on every delete from
+//! `sessions` in the deleting transaction, and read by each instance's revocation reader to
+//! drop ended sessions from its cache (SPEC 3). The reader has a connection of its own
+//! ([`Store::revocation_feed`](super::Store::revocation_feed)): on PostgreSQL it LISTENs on it,
+//! so that the trigger's notification wakes it at once; on SQLite it reads every lag.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+use super::DbConnection;
+
+/// The PostgreSQL channel the trigger notifies.
+pub const CHANNEL: &str = "session_ends";
+/// The reader's `application_name` on PostgreSQL, to find its connection in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "sessiond-revocations";
+/// How long the log keeps an entry: far longer than any reader's lag, so that only a reader
+/// stalled for that long finds a gap (and then clears its cache).
+const KEEP_SECONDS: u32 = 60;
+
+diesel::table! {
+    session_ends (seq) {
+        seq -> BigInt,
+        session_id -> Text,
+    }
+}
+
+/// The newest position in the log (the log is never empty, see the migration).
+pub fn newest(conn: &mut DbConnection) -> QueryResult<i64> {
+    session_ends::table
+        .select(diesel::dsl::max(session_ends::seq))
+        .first::<Option<i64>>(conn)
+        .map(|m| m.unwrap_or(0))
+}
+
+/// Up to `limit` entries from position `from` on, `from` itself included when it is still
+/// there: the caller checks that it is, else the log was trimmed past it (a gap).
+pub fn read_from(
+    conn: &mut DbConnection,
+    from: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, String)>> {
+    session_ends::table
+        .filter(session_ends::seq.ge(from))
+        .order(session_ends::seq)
+        .limit(limit)
+        .select((session_ends::seq, session_ends::session_id))
+        .load(conn)
+}
+
+/// Drops entries older than a minute by the database's clock, always keeping the newest.
+pub fn trim(conn: &mut DbConnection) -> QueryResult<usize> {
+    let sql = match conn {
+        DbConnection::Postgres(_) => format!(
+            "DELETE FROM session_ends WHERE ended_at < clock_timestamp() - interval \
+             '{KEEP_SECONDS} seconds' AND seq < (SELECT max(seq) FROM session_ends)"
+        ),
+        DbConnection::Sqlite(_) => format!(
+            "DELETE FROM session_ends WHERE ended_at < datetime('now', '-{KEEP_SECONDS} \
+             seconds') AND seq < (SELECT max(seq) FROM session_ends)"
+        ),
+    };
+    diesel::sql_query(sql).execute(conn)
+}
+
+/// The revocation reader's own connection.
+pub struct Feed {
+    conn: DbConnection,
+    /// SQLite: the path and the file (device, inode) the connection opened. A file removed or
+    /// replaced goes on answering from the old one, which no writer writes any more.
+    file: Option<(String, Option<(u64, u64)>)>,
+}
+
+impl Feed {
+    /// On PostgreSQL, listens on [`CHANNEL`] and names the connection [`APPLICATION_NAME`].
+    pub(super) fn new(
+        mut conn: DbConnection,
+        path: &str,
+        file: Option<(u64, u64)>,
+    ) -> QueryResult<Self> {
+        let file = match &mut conn {
+            DbConnection::Postgres(c) => {
+                c.batch_execute(&format!(
+                    "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
+                ))?;
+                None
+            }
+            DbConnection::Sqlite(_) => Some((path.to_owned(), file)),
+        };
+        Ok(Self { conn, file })
+    }
+
+    pub fn conn(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+
+    /// Waits at most `timeout` for a notification (PostgreSQL) and returns early when one came;
+    /// on SQLite it just sleeps. An error is a lost connection.
+    ///
+    /// diesel offers the notifications without blocking (`notifications_iter`, which reads what
+    /// the socket holds) and no access to the socket to wait on, so this looks every
+    /// [`NOTIFY_POLL`]: a non-blocking read, a few hundred a second at most, on one thread.
+    pub fn wait(&mut self, timeout: Duration) -> QueryResult<()> {
+        let deadline = Instant::now() + timeout;
+        match &mut self.conn {
+            DbConnection::Postgres(c) => loop {
+                let mut woke = false;
+                for n in c.notifications_iter() {
+                    n?;
+                    woke = true;
+                }
+                let now = Instant::now();
+                if woke || now >= deadline {
+                    return Ok(());
+                }
+                std::thread::sleep(NOTIFY_POLL.min(deadline - now));
+            },
+            DbConnection::Sqlite(_) => {
+                std::thread::sleep(timeout);
+                match &self.file {
+                    Some((path, opened))
+                        if opened.is_some() && super::pool::file_id(path) == *opened =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ClosedConnection,
+                        Box::new("the database file was removed or replaced".to_owned()),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// How often [`Feed::wait`] looks for a notification.
+pub const NOTIFY_POLL: Duration = Duration::from_millis(10);
