@@ -243,24 +243,57 @@ pub fn list(
     q.load(conn)
 }
 
-/// Stores renewed activity: one statement per session, in one transaction, and never
-/// backwards (another instance may have stored a later time).
+/// Renewals per statement on PostgreSQL: two bound arrays, far below any limit.
+const RENEWALS_PER_STATEMENT: usize = 1_000;
+
+/// Stores renewed activity in one transaction, never backwards (another instance may have
+/// stored a later time). `renewals` come sorted by ID, and rows are locked in that order, so two
+/// instances' stores (or a store and a removal) wait on each other rather than deadlock.
+///
+/// SQLite: one statement per session, in-process. PostgreSQL: a statement per 1,000 sessions
+/// (`UPDATE … FROM unnest($1, $2)`, after locking the rows in ID order), since one per session
+/// was a round trip each: at 10k sessions renewed every second that was 10k round trips a
+/// second, in a backend on the same CPUs as the load.
 pub fn store_activity(
     conn: &mut DbConnection,
     renewals: &[(String, NaiveDateTime)],
 ) -> QueryResult<()> {
-    on_backend!(conn, |c| c.write_transaction(|c| {
-        for (id, at) in renewals {
-            diesel::update(
-                sessions::table
-                    .find(id)
-                    .filter(sessions::last_activity.lt(at)),
-            )
-            .set(sessions::last_activity.eq(at))
-            .execute(c)?;
-        }
-        Ok(())
-    }))
+    match conn {
+        DbConnection::Postgres(c) => c.write_transaction(|c| {
+            use diesel::sql_types::{Array, Text, Timestamp};
+            for chunk in renewals.chunks(RENEWALS_PER_STATEMENT) {
+                let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+                let ats: Vec<NaiveDateTime> = chunk.iter().map(|&(_, at)| at).collect();
+                diesel::sql_query(
+                    "SELECT 1 FROM sessions WHERE session_id = ANY($1) \
+                     ORDER BY session_id COLLATE \"C\" FOR NO KEY UPDATE",
+                )
+                .bind::<Array<Text>, _>(&ids)
+                .execute(c)?;
+                diesel::sql_query(
+                    "UPDATE sessions AS s SET last_activity = v.at \
+                     FROM unnest($1, $2) AS v(id, at) \
+                     WHERE s.session_id = v.id AND s.last_activity < v.at",
+                )
+                .bind::<Array<Text>, _>(&ids)
+                .bind::<Array<Timestamp>, _>(&ats)
+                .execute(c)?;
+            }
+            Ok(())
+        }),
+        DbConnection::Sqlite(c) => c.write_transaction(|c| {
+            for (id, at) in renewals {
+                diesel::update(
+                    sessions::table
+                        .find(id)
+                        .filter(sessions::last_activity.lt(at)),
+                )
+                .set(sessions::last_activity.eq(at))
+                .execute(c)?;
+            }
+            Ok(())
+        }),
+    }
 }
 
 /// How many sessions are active: what the active-session gauge shows. A count over the
