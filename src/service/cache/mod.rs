@@ -60,16 +60,43 @@ struct Shard {
     pending: Vec<String>,
 }
 
+impl Entry {
+    /// Records a renewal at `now` over the latest activity `from` (keeping a later one). True
+    /// when the entry just turned pending, for the shard's list of what the flush stores.
+    fn renew(&mut self, from: NaiveDateTime, now: NaiveDateTime) -> bool {
+        self.last = from.max(now);
+        !std::mem::replace(&mut self.pending, true)
+    }
+}
+
 impl Shard {
-    /// Records a renewal at `now` on an entry (keeping a later one).
-    fn renew(&mut self, id: &str, entry_last: NaiveDateTime, now: NaiveDateTime) {
-        if let Some(e) = self.map.get_mut(id) {
-            e.last = entry_last.max(now);
-            if !e.pending {
-                e.pending = true;
-                self.pending.push(id.to_owned());
-            }
+    /// Renews `id` at `now` if `alive` holds for its latest activity (the later of `stored`
+    /// and what is known here), making an entry for it when it had none (room made within
+    /// `cap`). False when dead, the entry left as it was.
+    fn renew_if_alive(
+        &mut self,
+        id: &str,
+        stored: NaiveDateTime,
+        now: NaiveDateTime,
+        cap: usize,
+        alive: impl FnOnce(NaiveDateTime) -> bool,
+    ) -> bool {
+        let latest = self.map.get(id).map_or(stored, |e| e.last.max(stored));
+        if !alive(latest) {
+            return false;
         }
+        if !self.map.contains_key(id) {
+            self.make_room(cap);
+        }
+        let e = self.map.entry(id.to_owned()).or_insert(Entry {
+            created: None,
+            last: latest,
+            pending: false,
+        });
+        if e.renew(latest, now) {
+            self.pending.push(id.to_owned());
+        }
+        true
     }
 
     /// Makes room for one entry if the shard holds `cap` or more: drops one with no pending
@@ -201,8 +228,10 @@ impl SessionCache {
         if !self.is_following() {
             return false;
         }
-        let mut shard = self.shard(id);
-        let Some(e) = shard.map.get(id) else {
+        let mut guard = self.shard(id);
+        // One lookup: the entry and the shard's pending list are borrowed apart.
+        let shard = &mut *guard;
+        let Some(e) = shard.map.get_mut(id) else {
             return false;
         };
         let Some(created) = e.created else {
@@ -211,8 +240,9 @@ impl SessionCache {
         if !alive(created, e.last) {
             return false;
         }
-        let last = e.last;
-        shard.renew(id, last, now);
+        if e.renew(e.last, now) {
+            shard.pending.push(id.to_owned());
+        }
         true
     }
 
@@ -232,32 +262,18 @@ impl SessionCache {
         // Under the shard's lock: a revocation bumps the epoch before it takes this lock, so
         // either it comes after this insert and drops it, or this sees the new epoch.
         let vouch = self.is_following() && self.epoch() == epoch;
-        let known = shard.map.get(id).copied();
-        let latest = known.map_or(stored, |k| k.last.max(stored));
-        if !alive(latest) {
+        if !shard.renew_if_alive(id, stored, now, self.per_shard, alive) {
             // Expired: nothing to answer from here any more (a pending renewal stays stored).
-            if known.is_some_and(|k| !k.pending) {
+            if shard.map.get(id).is_some_and(|k| !k.pending) {
                 shard.map.remove(id);
             }
             return false;
         }
-        if known.is_none() {
-            shard.make_room(self.per_shard);
-            shard.map.insert(
-                id.to_owned(),
-                Entry {
-                    created: None,
-                    last: latest,
-                    pending: false,
-                },
-            );
-        }
-        if let Some(e) = shard.map.get_mut(id) {
-            if vouch {
+        if vouch {
+            if let Some(e) = shard.map.get_mut(id) {
                 e.created = Some(created);
             }
         }
-        shard.renew(id, latest, now);
         true
     }
 
@@ -271,25 +287,8 @@ impl SessionCache {
         now: NaiveDateTime,
         alive: impl FnOnce(NaiveDateTime) -> bool,
     ) -> bool {
-        let mut shard = self.shard(id);
-        let known = shard.map.get(id).map(|e| e.last);
-        let latest = known.map_or(stored, |k| k.max(stored));
-        if !alive(latest) {
-            return false;
-        }
-        if known.is_none() {
-            shard.make_room(self.per_shard);
-            shard.map.insert(
-                id.to_owned(),
-                Entry {
-                    created: None,
-                    last: latest,
-                    pending: false,
-                },
-            );
-        }
-        shard.renew(id, latest, now);
-        true
+        let cap = self.per_shard;
+        self.shard(id).renew_if_alive(id, stored, now, cap, alive)
     }
 
     /// The later of the stored last activity and what is known here.
@@ -342,22 +341,9 @@ impl SessionCache {
     /// Puts back renewals whose store failed, keeping any later ones recorded meanwhile.
     pub fn restore(&self, renewals: Vec<(String, NaiveDateTime)>) {
         for (id, at) in renewals {
-            let mut shard = self.shard(&id);
-            let last = match shard.map.get(&id) {
-                Some(e) => e.last.max(at),
-                None => {
-                    shard.map.insert(
-                        id.clone(),
-                        Entry {
-                            created: None,
-                            last: at,
-                            pending: false,
-                        },
-                    );
-                    at
-                }
-            };
-            shard.renew(&id, last, at);
+            // Always alive, and never refused for room: a renewal must not be lost.
+            self.shard(&id)
+                .renew_if_alive(&id, at, at, usize::MAX, |_| true);
         }
     }
 
