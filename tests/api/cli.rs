@@ -65,7 +65,12 @@ impl Site {
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_of(Path::new(BIN), args)
+    }
+
+    /// [`Site::command`] with another copy of the binary.
+    pub(crate) fn command_of(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin);
         // Nothing from the environment running the tests: only what the test sets.
         for (key, _) in std::env::vars_os() {
             let name = key.to_string_lossy();

@@ -209,6 +209,18 @@ fn serve_as_file_owner(site: &Site) -> Command {
             std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
         }
         std::os::unix::fs::chown(site.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        // `nobody` may not reach cargo's binary: a checkout under a 0700 directory (mktemp -d)
+        // is closed to it. A copy in the site, which it owns now, it can run.
+        let bin = Path::new(env!("CARGO_BIN_EXE_sessiond"));
+        let reachable = bin
+            .ancestors()
+            .skip(1)
+            .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+        if !reachable {
+            let copy = site.path().join("sessiond-bin");
+            std::fs::copy(bin, &copy).unwrap();
+            cmd = site.command_of(&copy, &["serve"]);
+        }
         cmd.uid(NOBODY).gid(NOBODY);
     }
     cmd
