@@ -427,8 +427,8 @@ impl Config {
         })
     }
 
-    /// SPEC 3: the lag is never more than a tenth of the timeout, whatever was asked; said in
-    /// the log so that nobody wonders why their setting seems ignored.
+    /// docs/behaviour.md §3: the lag is never more than a tenth of the timeout, whatever was asked;
+    /// said in the log so that nobody wonders why their setting seems ignored.
     fn cap_activity_lag(&mut self, origin: &str, asked: bool) {
         let cap = self.session_timeout / 10;
         if self.activity_lag > cap {

@@ -1,6 +1,6 @@
-//! The admin console (SPEC 8): an operator's web page, rendered on the server, mounted at the
-//! console path with [`config`]. It owns its routes, forms, CSRF token, cookie and templates;
-//! the rules (rights, lock-out, what ending a session means) stay in the service.
+//! The admin console (docs/behaviour.md §8): an operator's web page, rendered on the server,
+//! mounted at the console path with [`config`]. It owns its routes, forms, CSRF token, cookie and
+//! templates; the rules (rights, lock-out, what ending a session means) stay in the service.
 //!
 //! Templates are askama's: they are compiled into the binary and checked by the compiler, so a
 //! typo in a field name fails the build instead of a page in production, nothing is read from

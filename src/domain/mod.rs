@@ -1,7 +1,7 @@
 //! Newtypes that cannot hold a bad value: a value of one of these types has passed its `parse`.
 //!
-//! Everything the service stores or compares goes through here, so the rules of SPEC 2 and 3
-//! (ID lengths, the set of rights, end reasons) live in one place.
+//! Everything the service stores or compares goes through here, so the rules of docs/behaviour.md
+//! §§2 and 3 (ID lengths, the set of rights, end reasons) live in one place.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,7 +11,7 @@ use base64::Engine;
 /// Longest user ID, session ID, client type or department we accept.
 pub const MAX_ID_LEN: usize = 64;
 
-/// Bytes of OS randomness in a new session ID: 256 bits, twice the SPEC's floor.
+/// Bytes of OS randomness in a new session ID: 256 bits, twice the floor of docs/behaviour.md §3.
 const SESSION_ID_RANDOM_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +189,7 @@ impl ClientType {
         &self.0
     }
 
-    /// Array results to a `bw` session carry no trailing nil element (SPEC 4).
+    /// Array results to a `bw` session carry no trailing nil element (docs/behaviour.md §4).
     pub fn is_bw(value: &str) -> bool {
         value == Self::BW
     }
@@ -217,7 +217,7 @@ impl ClientName {
     }
 }
 
-/// A right a user may hold (SPEC 2).
+/// A right a user may hold (docs/behaviour.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Right {
     Administrator,
@@ -280,7 +280,7 @@ macro_rules! end_reasons {
     };
 }
 
-// One line per reason (SPEC 3).
+// One line per reason (docs/behaviour.md §3).
 end_reasons! {
     Closed => "closed",
     Deleted => "deleted",
@@ -290,7 +290,8 @@ end_reasons! {
     PasswordChanged => "password-changed",
 }
 
-/// What a login does when its user already has the most active sessions allowed (SPEC 7).
+/// What a login does when its user already has the most active sessions allowed (docs/behaviour.md
+/// §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitPolicy {
     /// The new login is refused (`SESSION_LIMIT_REACHED`).

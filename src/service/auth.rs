@@ -1,5 +1,5 @@
-//! Who is calling and what they may do: the caller's session and user, the rights of SPEC 2,
-//! password checks with the lock-out, and the one login gate.
+//! Who is calling and what they may do: the caller's session and user, the rights of
+//! docs/behaviour.md §2, password checks with the lock-out, and the one login gate.
 //!
 //! The gate is the only bound on password checks in flight and on how long a login waits for
 //! its turn (`login_wait`). The HTTP layer takes a turn before it takes a blocking thread, so

@@ -13,7 +13,7 @@ use crate::store::sessions::{self, Cutoffs, State};
 use crate::store::DbConnection;
 
 /// How an array result must end for the caller who asked: the `bw` clients (TIBCO
-/// BusinessWorks) choke on the trailing nil element every other caller gets (SPEC 4).
+/// BusinessWorks) choke on the trailing nil element every other caller gets (docs/behaviour.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArrayDialect {
     Standard,

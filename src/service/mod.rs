@@ -1,6 +1,6 @@
-//! The operations and the rules of SPEC 2 to 4, with typed doors: callers hand in domain
-//! values parsed at the edge and get back plain values or a [`ServiceError`] kind. No XML and
-//! no HTTP here, and no configuration: the [`Settings`] are handed in.
+//! The operations and the rules of docs/behaviour.md §§2 to 4, with typed doors: callers hand in
+//! domain values parsed at the edge and get back plain values or a [`ServiceError`] kind. No XML
+//! and no HTTP here, and no configuration: the [`Settings`] are handed in.
 //!
 //! Everything here blocks (database, Argon2); the HTTP layer runs it on blocking threads,
 //! except what [`SessionService::validate_is_cheap`] says may run inline.
@@ -73,7 +73,7 @@ pub struct Settings {
     /// Rows per page of an array result: a listing of 100k sessions is read and sent a page
     /// at a time, never held whole.
     pub page_rows: i64,
-    /// Most active sessions one user may have (SPEC 7); `None`: no cap.
+    /// Most active sessions one user may have (docs/behaviour.md §7); `None`: no cap.
     pub max_sessions_per_user: Option<u32>,
     /// What a login does when its user is at the cap.
     pub session_limit_policy: LimitPolicy,
@@ -407,7 +407,8 @@ impl SessionService {
     }
 
     /// What every end path records as a session's last activity: the stored one or the later
-    /// renewal still pending here (SPEC 3: the history shows what the client was last told).
+    /// renewal still pending here (docs/behaviour.md §3: the history shows what the client was last
+    /// told).
     pub(crate) fn latest_activity(&self) -> impl Fn(&SessionRow) -> NaiveDateTime + '_ {
         |row| self.cache.latest(&row.session_id, row.last_activity)
     }

@@ -1,5 +1,5 @@
 //! Opening a session: the password login of getSession, getBWSession and startSession, and
-//! storing a new session within its user's cap (SPEC 7).
+//! storing a new session within its user's cap (docs/behaviour.md §7).
 
 use super::*;
 

@@ -1,6 +1,6 @@
-//! Session policy (SPEC 7) beside the operations: ending many sessions at once (one user's, or
-//! everyone's) in small batches, and the rule for new passwords. The per-user session limit
-//! joins it here.
+//! Session policy (docs/behaviour.md §7) beside the operations: ending many sessions at once (one
+//! user's, or everyone's) in small batches, and the rule for new passwords. The per-user session
+//! limit joins it here.
 
 use super::{Result, ServiceError, SessionService};
 use crate::domain::{EndReason, Password, UserId};

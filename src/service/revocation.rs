@@ -1,6 +1,6 @@
-//! Following the log of ended sessions (SPEC 3, revocation): whoever ends a session, on this
-//! instance, another one or the CLI, the trigger on `sessions` appends it to `session_ends` in
-//! the same transaction. The reader reads the log from its position every half revocation lag
+//! Following the log of ended sessions (docs/behaviour.md §3, revocation): whoever ends a session,
+//! on this instance, another one or the CLI, the trigger on `sessions` appends it to `session_ends`
+//! in the same transaction. The reader reads the log from its position every half revocation lag
 //! (one primary-key range read), sooner on PostgreSQL when the trigger's notification wakes it,
 //! and drops what it finds from the cache. Ends made here in bulk catch up at once
 //! ([`SessionService::catch_up_revocations`]), so this instance refuses them before it answers.

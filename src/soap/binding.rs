@@ -2,8 +2,8 @@
 //! charset, which SOAP version a request announces before its envelope is read, and the
 //! SOAPAction (the 1.1 header or 1.2's `action` parameter) checked against the Body.
 //!
-//! SPEC 1: dispatch is by the Body's first child. A SOAPAction is optional and may be empty;
-//! one that names a different operation of the contract is a Client fault; one that names
+//! docs/behaviour.md §1: dispatch is by the Body's first child. A SOAPAction is optional and may be
+//! empty; one that names a different operation of the contract is a Client fault; one that names
 //! nothing of ours is ignored.
 
 use super::envelope::charset_is_utf8;

@@ -1,7 +1,7 @@
-//! XML and the SOAP binding only: the envelope in (both versions, every leniency of SPEC 1,
-//! the hostile-input limits), the operation table and each request as domain values, the
-//! response and fault out, the HTTP binding's rules (media type, charset, SOAPAction), and the
-//! WSDL. Knows nothing of the database or of the rules; `http/` joins this to the service.
+//! XML and the SOAP binding only: the envelope in (both versions, every leniency of
+//! docs/behaviour.md §1, the hostile-input limits), the operation table and each request as domain
+//! values, the response and fault out, the HTTP binding's rules (media type, charset, SOAPAction),
+//! and the WSDL. Knows nothing of the database or of the rules; `http/` joins this to the service.
 
 pub mod binding;
 pub mod envelope;

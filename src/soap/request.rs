@@ -22,7 +22,8 @@ fn invalid(message: impl Into<String>) -> Fault {
 }
 
 impl Fields {
-    /// The first element of that name that is not nil (SPEC 1: a nil optional is absent).
+    /// The first element of that name that is not nil (docs/behaviour.md §1: a nil optional is
+    /// absent).
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -355,8 +355,8 @@ fn announce_admin(admin: &NewAdmin, path: &Path) -> Result<(), StartupError> {
         path.display(),
         admin.user_id
     );
-    // SPEC 5 shows the password once; the brief never logs one. Both hold by showing it to a
-    // person at a terminal only, outside the log records: under systemd, a container or a
+    // docs/behaviour.md §5 shows the password once; the brief never logs one. Both hold by showing
+    // it to a person at a terminal only, outside the log records: under systemd, a container or a
     // redirect, stderr is no terminal and the password stays in the file alone.
     if std::io::stderr().is_terminal() {
         eprintln!(

@@ -1,7 +1,7 @@
 //! The change log of ended sessions (`session_ends`), filled by a trigger on every delete from
 //! `sessions` in the deleting transaction, and read by each instance's revocation reader to
-//! drop ended sessions from its cache (SPEC 3). The reader has a connection of its own
-//! ([`Store::revocation_feed`](super::Store::revocation_feed)): on PostgreSQL it LISTENs on it,
+//! drop ended sessions from its cache (docs/behaviour.md §3). The reader has a connection of its
+//! own ([`Store::revocation_feed`](super::Store::revocation_feed)): on PostgreSQL it LISTENs on it,
 //! so that the trigger's notification wakes it at once; on SQLite it reads every lag.
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
-//! The `sessiond` command line as an administrator's script runs it (SPEC 5): the real binary,
-//! each test in its own temporary working directory with its own SQLite file, the admin verbs
-//! checked by what they print and by what a SOAP client then sees of a running `serve`.
+//! The `sessiond` command line as an administrator's script runs it (docs/behaviour.md §5): the
+//! real binary, each test in its own temporary working directory with its own SQLite file, the
+//! admin verbs checked by what they print and by what a SOAP client then sees of a running `serve`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

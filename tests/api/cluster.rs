@@ -1,5 +1,6 @@
-//! Several instances on one database behave as one service (SPEC 5): run on SQLite and, with
-//! SESSIOND_TEST_BACKEND=postgres, on PostgreSQL, the way they run behind a load balancer.
+//! Several instances on one database behave as one service (docs/behaviour.md §5): run on SQLite
+//! and, with SESSIOND_TEST_BACKEND=postgres, on PostgreSQL, the way they run behind a load
+//! balancer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ fn a_session_opened_on_one_instance_is_valid_listed_renewed_and_closed_on_the_ot
         !c.validate(&id),
         "the instance that closed it refuses it at once"
     );
-    // The others within the revocation lag (SPEC 3).
+    // The others within the revocation lag (docs/behaviour.md §3).
     assert!(a.refused_within(&id, REVOCATION_PATIENCE).is_some());
     assert!(b.refused_within(&id, REVOCATION_PATIENCE).is_some());
     let again = b.call("closeSession", &[("sessionId", &id)]);

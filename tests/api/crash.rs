@@ -1,4 +1,4 @@
-//! `kill -9` under load (issue 9, Done-when): the real binary serves getSession and
+//! `kill -9` under load (docs/reliability.md, "kill -9"): the real binary serves getSession and
 //! validateSession from several client threads, is killed with SIGKILL in the middle, and is
 //! started again on the same database. Every session whose getSession answer reached a client
 //! must still be valid: an acknowledged session is committed before it is answered. Both

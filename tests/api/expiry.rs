@@ -1,4 +1,5 @@
-//! Idle expiry and renewal (SPEC 3), on a clock the test moves, and once on the real clock.
+//! Idle expiry and renewal (docs/behaviour.md §3), on a clock the test moves, and once on the real
+//! clock.
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! The nine extended operations, the rights matrix of SPEC 2, and the session history.
+//! The nine extended operations, the rights matrix of docs/behaviour.md §2, and the session
+//! history.
 
 use std::time::Duration;
 

@@ -423,8 +423,8 @@ impl TestApp {
         r.value("valid").unwrap() == "true"
     }
 
-    /// How long until this instance refused a session ended elsewhere (SPEC 3: within the
-    /// revocation lag), asking again and again; `None` if it still said valid after `patience`.
+    /// How long until this instance refused a session ended elsewhere (docs/behaviour.md §3: within
+    /// the revocation lag), asking again and again; `None` if it still said valid after `patience`.
     pub fn refused_within(&self, session_id: &str, patience: Duration) -> Option<Duration> {
         let started = std::time::Instant::now();
         loop {

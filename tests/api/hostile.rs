@@ -1,6 +1,6 @@
-//! SPEC 1, hostile input: each request here is refused with a Client fault INVALID_REQUEST (HTTP
-//! 500 in SOAP 1.1, a Sender fault on HTTP 400 in SOAP 1.2), promptly, and the same server then
-//! still answers a good request.
+//! docs/behaviour.md §1, hostile input: each request here is refused with a Client fault
+//! INVALID_REQUEST (HTTP 500 in SOAP 1.1, a Sender fault on HTTP 400 in SOAP 1.2), promptly, and
+//! the same server then still answers a good request.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -599,7 +599,7 @@ fn garbage_bytes_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Faults are well-formed XML and echo little (issue 9, items 7 and 9)
+// Faults are well-formed XML and echo little (docs/behaviour.md §1, fault detail)
 
 /// The fault's human text: `faultstring` (1.1) or `Reason/Text` (1.2); the reply must parse.
 fn fault_text(reply: &Reply) -> String {
@@ -760,7 +760,7 @@ fn a_body_cut_short_of_its_content_length_is_refused_in_our_words() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What XML 1.0 forbids is refused, even where quick-xml would read on (issue 9, item 8)
+// What XML 1.0 forbids is refused, even where quick-xml would read on (docs/behaviour.md §1)
 
 #[test]
 fn a_raw_nul_u0001_or_uffff_in_the_text_is_refused() {

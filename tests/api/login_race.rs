@@ -1,4 +1,4 @@
-//! The login path under races and probing (issue 9, items 1, 5 and 6): a login racing
+//! The login path under races and probing (docs/behaviour.md §2): a login racing
 //! `sessiond user disable`, the lock-out of names that never existed, and wrong passwords sent
 //! all at once. Run on SQLite and, with SESSIOND_TEST_BACKEND=postgres, on PostgreSQL.
 

@@ -1,5 +1,5 @@
-//! Session policy (SPEC 7) as an operator and a client meet it: `sessions end --user` and
-//! `--all`, `user passwd` ending the user's sessions, the password minimum, and the end
+//! Session policy (docs/behaviour.md §7) as an operator and a client meet it: `sessions end --user`
+//! and `--all`, `user passwd` ending the user's sessions, the password minimum, and the end
 //! reasons `deleted` and `password-changed` as getSessionInfo shows them over SOAP.
 //!
 //! The server runs in the test (on SQLite or, with SESSIOND_TEST_BACKEND=postgres, on
@@ -19,8 +19,8 @@ use crate::helpers::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 const PW: &str = "pw-policy-1";
-/// How long another writer's ending may take to reach a running server (SPEC 3: the revocation
-/// lag is at most 1 s), with room for a loaded machine.
+/// How long another writer's ending may take to reach a running server (docs/behaviour.md §3: the
+/// revocation lag is at most 1 s), with room for a loaded machine.
 const REVOCATION_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Runs `sessiond ARGS` on the app's database with only the settings given here, `stdin`

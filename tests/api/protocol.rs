@@ -1,5 +1,5 @@
-//! SPEC 1, Protocol: both SOAP versions as a client sees them on the wire, dispatch and
-//! SOAPAction, every leniency, faults and their detail, and the served WSDL.
+//! docs/behaviour.md §1, Protocol: both SOAP versions as a client sees them on the wire, dispatch
+//! and SOAPAction, every leniency, faults and their detail, and the served WSDL.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! validateSession from memory, and revocation (SPEC 3): a session ended anywhere is refused
-//! by the instance that ended it at once, and by every other instance within the revocation
+//! validateSession from memory, and revocation (docs/behaviour.md §3): a session ended anywhere is
+//! refused by the instance that ended it at once, and by every other instance within the revocation
 //! lag (100 ms), also when the notification was lost; expiry is judged by the clock at the
 //! call. Run on SQLite and, with SESSIOND_TEST_BACKEND=postgres, on PostgreSQL; the tests that
 //! cut PostgreSQL's listener connection only there.

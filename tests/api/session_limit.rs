@@ -1,4 +1,4 @@
-//! The per-user session cap (SPEC 7, issue 13): `SESSIOND_MAX_SESSIONS_PER_USER` with the
+//! The per-user session cap (docs/behaviour.md §7): `SESSIOND_MAX_SESSIONS_PER_USER` with the
 //! `deny` and `evict-oldest` policies, for every operation that opens a session, exact under
 //! concurrent logins on two instances of one database. Run on SQLite and, with
 //! SESSIOND_TEST_BACKEND=postgres, on PostgreSQL.

@@ -1,5 +1,5 @@
-//! Slow and stalled clients (SPEC 6, issue 9 item 2), over raw sockets: a request whose
-//! headers or body do not arrive within SESSIOND_CLIENT_TIMEOUT is dropped, a crowd of them
+//! Slow and stalled clients (docs/behaviour.md §6, slow clients), over raw sockets: a request
+//! whose headers or body do not arrive within SESSIOND_CLIENT_TIMEOUT is dropped, a crowd of them
 //! past the descriptor limit does not keep a new client out, and the memory their bodies took
 //! is given back once they are gone. The last two run the binary as its own process, so its
 //! descriptor limit and resident memory are its own.

@@ -1,4 +1,4 @@
-//! The store under faults of its own (issue 9, items 3, 4, 10, 11): a SQLite file made
+//! The store under faults of its own (docs/reliability.md): a SQLite file made
 //! read-only or deleted under a running server, the modes of the files SQLite makes, and the
 //! last activity an ended session keeps in its history.
 //!

@@ -1,7 +1,7 @@
-//! HTTPS (SPEC 6): the real binary serving certificates made here by a CA of the test's own,
-//! spoken to by curl and by reqwest over rustls trusting only that CA; plain HTTP and TLS 1.1
-//! refused; SIGHUP swapping the certificate under running calls, and keeping the old one when
-//! the new files are bad. The server is a process of its own, so the signal reaches only it.
+//! HTTPS (docs/behaviour.md §6): the real binary serving certificates made here by a CA of the
+//! test's own, spoken to by curl and by reqwest over rustls trusting only that CA; plain HTTP and
+//! TLS 1.1 refused; SIGHUP swapping the certificate under running calls, and keeping the old one
+//! when the new files are bad. The server is a process of its own, so the signal reaches only it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -30,7 +30,7 @@ WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 WSDL_SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 WSDL_SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
 
-# >= 128 bits, URL-safe, at most 64 characters (SPEC §3).
+# >= 128 bits, URL-safe, at most 64 characters (docs/behaviour.md §3).
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_~.\-]{22,64}$")
 
 VERSIONS = {
@@ -823,7 +823,7 @@ def test_start_session(sessiond, soap):
     plain = start(c, "alice", "s3cret pass")
     check_info(plain, user_id="alice", client_type="standard", is_current=True,
                created=(lo, hi()))
-    # The same sent as xsi:nil (SPEC 1: a nil optional is absent).
+    # The same sent as xsi:nil (docs/behaviour.md §1: a nil optional is absent).
     nil = start(c, "alice", "s3cret pass", clientType=xsd.Nil, clientName=xsd.Nil)
     sent_nil(c, "clientType", "clientName")
     check_info(nil, user_id="alice", client_type="standard", is_current=True,
@@ -1094,8 +1094,8 @@ def _extend_renewer(c: SessionClient, timeout: float):
 
 
 def _call_renewer(c: SessionClient, op: str, **params):
-    """A KeepAlive renewer calling `op` with the session as caller (SPEC 3: every call a valid
-    session authenticates renews it). A parameter given as SELF is the session ID itself."""
+    """A KeepAlive renewer calling `op` with the session as caller (docs/behaviour.md §3: every
+    call a valid session authenticates renews it). A parameter given as SELF is the session ID itself."""
     def renew(sid: str) -> bool:
         kwargs = {k: sid if x is SELF else x for k, x in params.items()}
         try:

@@ -1,5 +1,5 @@
 //! The sessions this instance has seen valid, and their renewals not yet stored: the reason
-//! validateSession costs neither a read nor a write (SPEC 3).
+//! validateSession costs neither a read nor a write (docs/behaviour.md §3).
 //!
 //! Per session: its creation time once the database showed it valid, the latest activity known
 //! here (the stored one or a renewal), and whether that renewal is still to be stored. A hit

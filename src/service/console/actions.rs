@@ -1,5 +1,5 @@
 //! The console's operations: sign-in and out, the pages' reads, and the actions, each with the
-//! rights of SPEC 2 checked here and logged with the console user.
+//! rights of docs/behaviour.md §2 checked here and logged with the console user.
 
 use super::*;
 
@@ -318,7 +318,8 @@ impl SessionService {
             UserChange::Grant(r) => self.set_right(user_id, *r, true)?,
             UserChange::Revoke(r) => self.set_right(user_id, *r, false)?,
             UserChange::SetPassword(p) => {
-                // SPEC 7: a new password ends the user's sessions (reason password-changed).
+                // docs/behaviour.md §7: a new password ends the user's sessions (reason
+                // password-changed).
                 self.set_password(user_id, p, false)?;
             }
         }

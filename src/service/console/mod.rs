@@ -1,9 +1,10 @@
-//! What the admin console (SPEC 8) sees and does, on behalf of a signed-in console user.
+//! What the admin console (docs/behaviour.md §8) sees and does, on behalf of a signed-in console
+//! user.
 //!
 //! Sign-in is the password check and lock-out of getSession, and a console sign-in is an
 //! ordinary session of client type `console`: listed, expiring and ended like any other, and
-//! checked on every page by the same `authenticate` as a SOAP call. Rights follow SPEC 2 and
-//! are checked here, not only by hiding buttons: an action without its right is refused with
+//! checked on every page by the same `authenticate` as a SOAP call. Rights follow docs/behaviour.md
+//! §2 and are checked here, not only by hiding buttons: an action without its right is refused with
 //! `AccessDenied` and logged with the console user. Every action is logged with who did it.
 //!
 //! Reads are pages and bounded counts (see `store::console`), so the console stays as fast at a
@@ -30,7 +31,7 @@ const GROUPS_SHOWN: i64 = 20;
 /// Ended sessions on the overview and on a session's page.
 const RECENT_SHOWN: i64 = 10;
 
-/// A signed-in console user and what it may do (SPEC 2).
+/// A signed-in console user and what it may do (docs/behaviour.md §2).
 #[derive(Debug, Clone)]
 pub struct ConsoleUser {
     pub user_id: String,

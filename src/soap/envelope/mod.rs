@@ -1,9 +1,9 @@
 //! Reading a request envelope: one pass of quick-xml's `NsReader` over the body, matching
 //! elements by (namespace, local name), never by prefix.
 //!
-//! Leniency (SPEC 1): any prefixes; operation and child elements qualified or unqualified;
-//! `xsi:type`, `encodingStyle`, comments, whitespace, unknown elements ignored; `xsi:nil` means
-//! absent; unknown headers ignored unless they must be understood.
+//! Leniency (docs/behaviour.md §1): any prefixes; operation and child elements qualified or
+//! unqualified; `xsi:type`, `encodingStyle`, comments, whitespace, unknown elements ignored;
+//! `xsi:nil` means absent; unknown headers ignored unless they must be understood.
 //! Hostility: a DOCTYPE (and so any DTD, entity or XXE) is refused; so are undefined entities,
 //! nesting deeper than `Limits::max_depth`, and anything but UTF-8. The body's size is bounded
 //! before it gets here (`http.rs` stops reading at the limit).

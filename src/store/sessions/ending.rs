@@ -4,7 +4,7 @@ use super::*;
 
 /// The history record of an ended session. `row.last_activity` must already be the last
 /// activity the session really had (the caller's `latest`), not only what was stored: renewals
-/// pending in memory belong in the record (SPEC 3).
+/// pending in memory belong in the record (docs/behaviour.md §3).
 pub(super) fn history_of(row: SessionRow, ended_at: NaiveDateTime, reason: &str) -> HistoryRow {
     HistoryRow {
         session_id: row.session_id,

@@ -557,8 +557,8 @@ class KeepAlive {
     }
 
     /* Keep $sid alive from now on, renewing it with a call of $op made with it as the caller
-       (SPEC 3: every such call renews), with $params as the other parts ('<self>': $sid). The
-       expiration time extendSession returns is checked too. */
+       (docs/behaviour.md §3: every such call renews), with $params as the other parts
+       ('<self>': $sid). The expiration time extendSession returns is checked too. */
     function add($sid, $op = 'validateSession', array $params = []) {
         $this->last[$sid] = microtime(true);
         $this->how[$sid] = [$op, $params];
