@@ -6,7 +6,7 @@
 //! `xsi:nil` means absent; unknown headers ignored unless they must be understood.
 //! Hostility: a DOCTYPE (and so any DTD, entity or XXE) is refused; so are undefined entities,
 //! nesting deeper than `Limits::max_depth`, and anything but UTF-8. The body's size is bounded
-//! before it gets here (`http.rs` stops reading at the limit).
+//! before it gets here (`http/endpoint.rs` stops reading at the limit).
 //! Well-formedness (XML 1.0): what quick-xml lets through is checked here, cheaply: characters
 //! XML forbids (one byte scan), duplicate or malformed attributes, names that are not XML
 //! names, `<` in attribute values, `]]>` in text, a declaration that is not first, content
