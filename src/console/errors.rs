@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::service::ServiceError;
+use crate::soap::FaultCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -28,20 +29,20 @@ pub enum ConsoleError {
 }
 
 impl ConsoleError {
-    /// A service error, for a signed-in user whose sign-in page is `sign_in`.
+    /// A service error, for a signed-in user whose sign-in page is `sign_in`. Derived from the
+    /// contract's fault code of the error, so a new code needs nothing here: the codes with a
+    /// page of their own are named, every other client fault is a bad request with its message.
     pub fn from_service(e: ServiceError, sign_in: &str) -> Self {
-        match e {
-            ServiceError::InvalidSession => ConsoleError::SignedOut(sign_in.to_owned()),
-            ServiceError::AccessDenied => {
+        let code = FaultCode::from(&e);
+        match code {
+            FaultCode::InvalidSession => ConsoleError::SignedOut(sign_in.to_owned()),
+            FaultCode::AccessDenied => {
                 ConsoleError::Forbidden("your rights do not allow this action")
             }
-            ServiceError::SessionNotFound => ConsoleError::NotFound,
-            ServiceError::InvalidRequest(m) => ConsoleError::BadRequest(m),
-            ServiceError::AuthenticationFailed
-            | ServiceError::AccountLocked
-            | ServiceError::SessionLimitReached => ConsoleError::BadRequest(e.to_string()),
-            ServiceError::Unavailable | ServiceError::LoginsBusy => ConsoleError::Unavailable,
-            ServiceError::Internal => ConsoleError::Internal,
+            FaultCode::SessionNotFound => ConsoleError::NotFound,
+            FaultCode::ServiceUnavailable => ConsoleError::Unavailable,
+            _ if code.is_client() => ConsoleError::BadRequest(e.to_string()),
+            _ => ConsoleError::Internal,
         }
     }
 }

@@ -37,18 +37,25 @@ fn fault_response(version: SoapVersion, fault: &Fault) -> HttpResponse {
 
 /// A service kind as the contract's fault. The message is the kind's own, never a cause.
 fn fault_of(e: &ServiceError) -> Fault {
-    let code = match e {
-        ServiceError::AuthenticationFailed => FaultCode::AuthenticationFailed,
-        ServiceError::AccountLocked => FaultCode::AccountLocked,
-        ServiceError::InvalidSession => FaultCode::InvalidSession,
-        ServiceError::AccessDenied => FaultCode::AccessDenied,
-        ServiceError::SessionNotFound => FaultCode::SessionNotFound,
-        ServiceError::InvalidRequest(_) => FaultCode::InvalidRequest,
-        ServiceError::SessionLimitReached => FaultCode::SessionLimitReached,
-        ServiceError::Unavailable | ServiceError::LoginsBusy => FaultCode::ServiceUnavailable,
-        ServiceError::Internal => FaultCode::InternalError,
-    };
-    Fault::new(code, e.to_string())
+    Fault::new(FaultCode::from(e), e.to_string())
+}
+
+/// The one mapping of service kinds onto the contract's codes; the console derives its pages
+/// from it too (`console/errors.rs`).
+impl From<&ServiceError> for FaultCode {
+    fn from(e: &ServiceError) -> Self {
+        match e {
+            ServiceError::AuthenticationFailed => FaultCode::AuthenticationFailed,
+            ServiceError::AccountLocked => FaultCode::AccountLocked,
+            ServiceError::InvalidSession => FaultCode::InvalidSession,
+            ServiceError::AccessDenied => FaultCode::AccessDenied,
+            ServiceError::SessionNotFound => FaultCode::SessionNotFound,
+            ServiceError::InvalidRequest(_) => FaultCode::InvalidRequest,
+            ServiceError::SessionLimitReached => FaultCode::SessionLimitReached,
+            ServiceError::Unavailable | ServiceError::LoginsBusy => FaultCode::ServiceUnavailable,
+            ServiceError::Internal => FaultCode::InternalError,
+        }
+    }
 }
 
 /// The most a body buffer reserves before the bytes are there.
@@ -176,13 +183,13 @@ async fn answer(
         }
         Ok(Err(BodyError::TooLarge)) => {
             let message = format!("the request is larger than {} bytes", state.max_body_size);
-            return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
+            return fault_response(hint, &Fault::new(FaultCode::InvalidRequest, message));
         }
         Ok(Err(BodyError::Read(e))) => {
             // actix's text ("payload reached EOF before completing: None") is for the log only.
             log::debug!("request body not read: {e}");
             let message = "the request body could not be read: it ended early or was malformed";
-            return fault_response(hint, &Fault::client(FaultCode::InvalidRequest, message));
+            return fault_response(hint, &Fault::new(FaultCode::InvalidRequest, message));
         }
     };
     let decoded = match soap::decode(&body, hint, Limits::default()) {
@@ -237,9 +244,21 @@ async fn answer(
         Ok(Ok(Outcome::Done(answer))) => HttpResponse::Ok()
             .content_type(version.content_type())
             .body(Response::new(operation, answer).encode(version)),
-        Ok(Ok(Outcome::Listing { first, pages })) => {
-            listing_response(version, operation, first, pages, &state)
-        }
+        Ok(Ok(Outcome::Listing { first, pages })) => match operation.array_of() {
+            Some(of) => listing_response(version, operation, of, first, pages, &state),
+            // A handler answered a list where the operation table says the operation answers
+            // none: a defect of ours, said in the log, never a guessed element type.
+            None => {
+                log::error!(
+                    "{} answered a list, but the operation table gives it no array",
+                    operation.name()
+                );
+                fault_response(
+                    version,
+                    &Fault::new(FaultCode::InternalError, "internal error"),
+                )
+            }
+        },
         Ok(Err(e)) => fault_response(version, &fault_of(&e)),
         Err(e) => {
             log::error!("{} did not complete: {e}", operation.name());

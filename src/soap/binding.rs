@@ -78,7 +78,7 @@ pub fn check_charset(media: Option<&MediaType>) -> Result<(), Fault> {
     if charset_is_utf8(charset) {
         return Ok(());
     }
-    Err(Fault::client(
+    Err(Fault::new(
         FaultCode::InvalidRequest,
         format!(
             "charset '{}' is not supported, send UTF-8",
@@ -111,7 +111,7 @@ pub fn check_action(
     for action in actions {
         if let Some(named) = operation_named_by(action) {
             if named != body {
-                return Err(Fault::client(
+                return Err(Fault::new(
                     FaultCode::InvalidRequest,
                     format!(
                         "SOAPAction names {} but the Body holds {}",

@@ -10,18 +10,51 @@ use quick_xml::escape::{escape, partial_escape};
 
 use super::{SoapVersion, NS, SOAP11_ENV, SOAP12_ENV};
 
-/// The `code` of the contract's fault detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultCode {
-    AuthenticationFailed,
-    AccountLocked,
-    InvalidSession,
-    AccessDenied,
-    SessionNotFound,
-    InvalidRequest,
-    SessionLimitReached,
-    ServiceUnavailable,
-    InternalError,
+/// Declares the fault codes once: each row the variant, the code as the detail carries it, and
+/// whose fault it is. The enum, [`FaultCode::ALL`] (the metrics' outcome labels), the code text
+/// and the side come from here; the HTTP layer and the console map service errors onto these
+/// codes (`impl From<&ServiceError> for FaultCode` in `http/endpoint.rs`).
+macro_rules! fault_codes {
+    ($( $variant:ident = $text:literal, $side:ident; )*) => {
+        /// The `code` of the contract's fault detail (docs/behaviour.md §1, fault codes).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum FaultCode {
+            $( $variant, )*
+        }
+
+        impl FaultCode {
+            /// Every code, in declaration order (which is also each one's `as usize`).
+            pub const ALL: &'static [FaultCode] = &[$( FaultCode::$variant, )*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( FaultCode::$variant => $text, )*
+                }
+            }
+
+            /// The caller's fault (soap:Client / env:Sender) or ours (soap:Server /
+            /// env:Receiver).
+            pub fn is_client(self) -> bool {
+                match self {
+                    $( FaultCode::$variant => fault_codes!(@client $side), )*
+                }
+            }
+        }
+    };
+    (@client Client) => { true };
+    (@client Server) => { false };
+}
+
+fault_codes! {
+    AuthenticationFailed = "AUTHENTICATION_FAILED", Client;
+    AccountLocked = "ACCOUNT_LOCKED", Client;
+    InvalidSession = "INVALID_SESSION", Client;
+    AccessDenied = "ACCESS_DENIED", Client;
+    SessionNotFound = "SESSION_NOT_FOUND", Client;
+    InvalidRequest = "INVALID_REQUEST", Client;
+    SessionLimitReached = "SESSION_LIMIT_REACHED", Client;
+    ServiceUnavailable = "SERVICE_UNAVAILABLE", Server;
+    InternalError = "INTERNAL_ERROR", Server;
 }
 
 /// Characters of request text a fault echoes; the rest is cut and marked with "…".
@@ -71,42 +104,6 @@ fn clean(message: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-impl FaultCode {
-    pub const ALL: [FaultCode; 9] = [
-        FaultCode::AuthenticationFailed,
-        FaultCode::AccountLocked,
-        FaultCode::InvalidSession,
-        FaultCode::AccessDenied,
-        FaultCode::SessionNotFound,
-        FaultCode::InvalidRequest,
-        FaultCode::SessionLimitReached,
-        FaultCode::ServiceUnavailable,
-        FaultCode::InternalError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultCode::AuthenticationFailed => "AUTHENTICATION_FAILED",
-            FaultCode::AccountLocked => "ACCOUNT_LOCKED",
-            FaultCode::InvalidSession => "INVALID_SESSION",
-            FaultCode::AccessDenied => "ACCESS_DENIED",
-            FaultCode::SessionNotFound => "SESSION_NOT_FOUND",
-            FaultCode::InvalidRequest => "INVALID_REQUEST",
-            FaultCode::SessionLimitReached => "SESSION_LIMIT_REACHED",
-            FaultCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-            FaultCode::InternalError => "INTERNAL_ERROR",
-        }
-    }
-
-    /// The caller's fault (soap:Client / env:Sender) or ours (soap:Server / env:Receiver).
-    pub fn is_client(self) -> bool {
-        !matches!(
-            self,
-            FaultCode::ServiceUnavailable | FaultCode::InternalError
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     /// A fault of an operation, with the detail element.
@@ -128,10 +125,6 @@ impl Fault {
             kind: Kind::Detailed(code),
             message: message.into(),
         }
-    }
-
-    pub fn client(code: FaultCode, message: impl Into<String>) -> Self {
-        Self::new(code, message)
     }
 
     pub fn must_understand(namespace: &str, local_name: &str) -> Self {
@@ -257,7 +250,7 @@ mod tests {
 
     #[test]
     fn client_faults_are_400_on_soap12_and_500_on_soap11() {
-        let f = Fault::client(FaultCode::InvalidSession, "x");
+        let f = Fault::new(FaultCode::InvalidSession, "x");
         assert_eq!(f.http_status(SoapVersion::V11), 500);
         assert_eq!(f.http_status(SoapVersion::V12), 400);
         let f = Fault::new(FaultCode::ServiceUnavailable, "x");
@@ -266,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_detail_carries_the_code_and_an_escaped_message() {
-        let xml = Fault::client(FaultCode::AccessDenied, "a < b").encode(SoapVersion::V11);
+        let xml = Fault::new(FaultCode::AccessDenied, "a < b").encode(SoapVersion::V11);
         assert!(xml.contains("<faultcode>soap:Client</faultcode>"));
         assert!(xml.contains("<tns:code>ACCESS_DENIED</tns:code>"));
         assert!(xml.contains("a &lt; b"));
@@ -284,7 +277,7 @@ mod tests {
     #[test]
     fn an_encoded_message_is_bounded_and_holds_only_xml_characters() {
         let message = format!("bad \u{1}\u{FFFF} {}", "y".repeat(100_000));
-        let xml = Fault::client(FaultCode::InvalidRequest, message).encode(SoapVersion::V11);
+        let xml = Fault::new(FaultCode::InvalidRequest, message).encode(SoapVersion::V11);
         assert!(
             xml.len() < 2 * MAX_MESSAGE_CHARS + 1000,
             "{} bytes",

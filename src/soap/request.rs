@@ -18,7 +18,7 @@ pub struct Field {
 pub struct Fields(pub Vec<Field>);
 
 fn invalid(message: impl Into<String>) -> Fault {
-    Fault::client(FaultCode::InvalidRequest, message)
+    Fault::new(FaultCode::InvalidRequest, message)
 }
 
 impl Fields {

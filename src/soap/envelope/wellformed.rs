@@ -13,7 +13,7 @@ use quick_xml::NsReader;
 use crate::soap::fault::{excerpt, Fault, FaultCode};
 
 pub(super) fn bad(message: impl Into<String>) -> Fault {
-    Fault::client(FaultCode::InvalidRequest, message)
+    Fault::new(FaultCode::InvalidRequest, message)
 }
 
 /// A parse error in our words, with where it is; quick-xml's text (which may quote the
