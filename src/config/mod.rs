@@ -21,13 +21,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::LimitPolicy;
+use crate::domain::{DatabaseUrl, LimitPolicy, LogFormat};
 use read::*;
-
-pub use crate::telemetry::LogFormat;
-
-// Re-exported: callers that named the URL types here keep compiling.
-pub use crate::store::{Backend, DatabaseUrl};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessiond.db";

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::domain::LimitPolicy;
-use crate::store::DatabaseUrl;
+use crate::domain::{DatabaseUrl, LogFormat};
 
 /// A setting with a range: checks the value read against the row's bounds.
 pub(super) trait Bounded {
@@ -214,8 +214,8 @@ pub(super) fn optional_bind_address(t: Text) -> Result<Option<SocketAddr>, Strin
     bind_address(t).map(Some)
 }
 
-pub(super) fn log_format(t: Text) -> Result<crate::telemetry::LogFormat, String> {
-    crate::telemetry::LogFormat::parse(&t.0)
+pub(super) fn log_format(t: Text) -> Result<LogFormat, String> {
+    LogFormat::parse(&t.0)
 }
 
 pub(super) fn duration(d: Dur) -> Result<Duration, String> {

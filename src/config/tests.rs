@@ -1,6 +1,7 @@
 //! The settings read from files and environments as `from_sources` sees them.
 
 use super::*;
+use crate::domain::Backend;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs

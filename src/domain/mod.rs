@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use base64::Engine;
 
+mod settings;
+pub use settings::{Backend, DatabaseUrl, LogFormat};
+
 /// Longest user ID, session ID, client type or department we accept.
 pub const MAX_ID_LEN: usize = 64;
 

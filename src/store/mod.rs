@@ -16,7 +16,6 @@ pub mod ends;
 pub mod history;
 pub mod schema;
 pub mod sessions;
-pub mod url;
 pub mod users;
 
 mod pool;
@@ -39,7 +38,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub use url::{Backend, DatabaseUrl};
+pub use crate::domain::{Backend, DatabaseUrl};
 
 pub use diesel::result::Error as QueryError;
 

@@ -6,25 +6,7 @@ use std::io::Write;
 /// The log target of security events (logins, lock-outs, ended sessions, admin actions).
 pub const SECURITY: &str = "sessiond::security";
 
-/// How log records are written to standard error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// `2026-12-01T10:00:00.123Z INFO target: message key=value …`
-    #[default]
-    Text,
-    /// One JSON object a line: `ts`, `level`, `target`, `msg`, then the record's fields.
-    Json,
-}
-
-impl LogFormat {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!("'{other}' is not a log format (text or json)")),
-        }
-    }
-}
+pub use crate::domain::LogFormat;
 
 /// Installs the logger: `RUST_LOG` filters (else `default_level`), `format` writes.
 pub fn init_logging(format: LogFormat, default_level: &str) {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sessiond::config::Backend;
+use sessiond::domain::Backend;
 
 use crate::cli::Site;
 use crate::helpers::*;

@@ -150,7 +150,7 @@ fn sessions_past_their_lifetime_are_removed_with_their_end_at_the_cap() {
 fn seed_expired(app: &TestApp, user: &str, n: u32) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    use sessiond::config::Backend;
+    use sessiond::domain::Backend;
     match app.db.url.backend {
         Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)
             .unwrap()
@@ -189,7 +189,7 @@ struct Recorded {
 
 fn history_of_seeded(app: &TestApp) -> Vec<Recorded> {
     use diesel::{Connection, RunQueryDsl};
-    use sessiond::config::Backend;
+    use sessiond::domain::Backend;
     let sql = "SELECT session_id, last_activity, ended_at, end_reason FROM session_history \
                WHERE session_id LIKE 'old-%' ORDER BY session_id";
     match app.db.url.backend {
@@ -270,7 +270,7 @@ fn two_instances_removing_the_same_expired_sessions_at_once_end_each_exactly_onc
 fn clear_seeded_history(app: &TestApp) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    use sessiond::config::Backend;
+    use sessiond::domain::Backend;
     let sql = "DELETE FROM session_history WHERE session_id LIKE 'old-%'";
     match app.db.url.backend {
         Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)

@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond::config::{Config, DatabaseUrl};
-use sessiond::domain::{Department, Password, Right, SessionId, UserId};
+use sessiond::config::Config;
+use sessiond::domain::{DatabaseUrl, Department, Password, Right, SessionId, UserId};
 use sessiond::service::clock::{Clock, ManualClock, SystemClock};
 use sessiond::service::SessionService;
 use sessiond::startup::Application;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sessiond::config::Backend;
+use sessiond::domain::Backend;
 
 use crate::helpers::*;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sessiond::config::{Backend, DatabaseUrl};
+use sessiond::domain::{Backend, DatabaseUrl};
 
 use crate::helpers::*;
 

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sessiond::config::{Backend, Config};
-use sessiond::domain::{EndReason, Password, Right};
+use sessiond::config::Config;
+use sessiond::domain::{Backend, EndReason, Password, Right};
 
 use crate::helpers::{
     as_session_id, as_user_id, spawn_app, spawn_app_with, spawn_app_with_clock, TestApp,

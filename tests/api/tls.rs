@@ -128,8 +128,8 @@ impl Site {
 
     fn database_url(&self) -> String {
         match self.db.url.backend {
-            sessiond::config::Backend::Sqlite => format!("sqlite://{}", self.db.url.target),
-            sessiond::config::Backend::Postgres => self.db.url.target.clone(),
+            sessiond::domain::Backend::Sqlite => format!("sqlite://{}", self.db.url.target),
+            sessiond::domain::Backend::Postgres => self.db.url.target.clone(),
         }
     }
 
