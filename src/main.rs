@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sessiond::config::Config;
 use sessiond::service::clock::SystemClock;
-use sessiond::startup::{open_service, Application};
+use sessiond::startup::{open_migrated_service, open_service, Application};
 use sessiond::telemetry;
 
 mod verbs;
@@ -187,7 +187,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => serve(config),
         Command::Migrate => {
-            open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            open_migrated_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             println!("database is up to date");
             Ok(())
         }

@@ -6,7 +6,7 @@ use crate::domain::{ClientName, ClientType, Password, SessionId, UserId};
 use crate::service::SessionView;
 use crate::service::{CallContext, ServiceError, SessionFilter, SessionPages, SessionService};
 use crate::soap::response::{SessionInfoItem, SessionItem};
-use crate::soap::{Answer, ArrayOf, Handler, Items, Operation};
+use crate::soap::{Answer, ArrayOf, Handler, Items};
 
 /// What an operation produced: a whole answer, or an array result with its first page read
 /// and the rest still to read.
@@ -202,12 +202,10 @@ impl Handler for Calls<'_> {
 }
 
 /// An array operation's elements, of the kind the operation table says it carries.
-pub(super) fn items(operation: Operation, views: Vec<SessionView>) -> Items {
-    match operation.array_of() {
+pub(super) fn items(of: ArrayOf, views: Vec<SessionView>) -> Items {
+    match of {
         ArrayOf::SessionInfo => Items::Infos(views.into_iter().map(session_info_item).collect()),
-        ArrayOf::Session | ArrayOf::Nothing => {
-            Items::Sessions(views.into_iter().map(session_item).collect())
-        }
+        ArrayOf::Session => Items::Sessions(views.into_iter().map(session_item).collect()),
     }
 }
 

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use super::dispatch::items;
 use super::AppState;
 use crate::service::{ArrayDialect, ServiceError, SessionPages, SessionView};
-use crate::soap::{response, Answer, Operation, Response, SoapVersion};
+use crate::soap::{response, Answer, ArrayOf, Operation, Response, SoapVersion};
 
 /// Why a streamed array response was cut short.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,7 @@ struct StreamCut(String);
 pub(super) fn listing_response(
     version: SoapVersion,
     operation: Operation,
+    of: ArrayOf,
     first: Vec<SessionView>,
     pages: SessionPages,
     state: &AppState,
@@ -28,7 +29,7 @@ pub(super) fn listing_response(
         r.content_type(version.content_type());
         r
     };
-    let first = items(operation, first);
+    let first = items(of, first);
     if pages.is_done() {
         let answer = Answer::List {
             items: first,
@@ -48,7 +49,7 @@ pub(super) fn listing_response(
             }
             let page = web::block(move || {
                 let views = service.next_page(&mut pages)?;
-                Ok::<_, ServiceError>((items(operation, views).encode(), pages))
+                Ok::<_, ServiceError>((items(of, views).encode(), pages))
             })
             .await;
             match page {

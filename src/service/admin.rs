@@ -168,6 +168,7 @@ impl SessionService {
             self.latest_activity(),
         )?
         .ok_or_else(|| no_user(user_id))?;
+        self.catch_up_revocations();
         self.telemetry
             .session_ended(EndReason::Deleted.as_str(), ended as u64);
         log::info!(

@@ -138,10 +138,6 @@ impl SessionService {
         self.cache.len()
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// Whether validateSession is cheap enough to answer on the caller's own (async) thread:
     /// true when the store reads in-process (SQLite, microseconds); false when a read is a
     /// network round trip that would hold up everything else on that thread.

@@ -15,13 +15,23 @@ use super::fault::Fault;
 use super::request::Fields;
 use crate::domain::{ClientName, ClientType, Password, SessionId, UserId};
 
-/// What an array answer's elements are: none (not an array), the contract's `Session`, or
-/// its `SessionInfo`.
+/// What an array answer's elements are: the contract's `Session`, or its `SessionInfo`. An
+/// operation that answers no array has none ([`Operation::array_of`] is `None`), so no caller
+/// can mistake "not an array" for one kind of element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArrayOf {
-    Nothing,
     Session,
     SessionInfo,
+}
+
+/// A table row's `array:` as [`Operation::array_of`] gives it.
+macro_rules! array_of {
+    (Nothing) => {
+        None
+    };
+    ($kind:ident) => {
+        Some(ArrayOf::$kind)
+    };
 }
 
 macro_rules! operations {
@@ -69,10 +79,10 @@ macro_rules! operations {
                 }
             }
 
-            /// What the elements of its array answer are, if it answers an array.
-            pub fn array_of(self) -> ArrayOf {
+            /// What the elements of its array answer are; `None` when it answers no array.
+            pub fn array_of(self) -> Option<ArrayOf> {
                 match self {
-                    $( Operation::$variant => ArrayOf::$array, )*
+                    $( Operation::$variant => array_of!($array), )*
                 }
             }
 
@@ -219,6 +229,22 @@ mod tests {
             assert_eq!(op.response_name(), format!("{}Response", op.name()));
         }
         assert_eq!(Operation::from_name("GetSession"), None);
+    }
+
+    #[test]
+    fn exactly_the_three_listings_answer_arrays_and_say_of_what() {
+        let arrays: Vec<_> = Operation::ALL
+            .iter()
+            .filter_map(|op| op.array_of().map(|of| (op.name(), of)))
+            .collect();
+        assert_eq!(
+            arrays,
+            [
+                ("getExpiredSessionIds", ArrayOf::Session),
+                ("listActiveSessionIds", ArrayOf::Session),
+                ("getSessions", ArrayOf::SessionInfo),
+            ]
+        );
     }
 
     #[test]

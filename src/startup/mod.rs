@@ -86,8 +86,22 @@ pub enum StartupError {
     },
 }
 
-/// The store and the service for a config: what `serve` and every CLI verb start from.
+/// The store and the service for a CLI verb: a fresh database is made current, one whose
+/// migrations are behind is refused (docs/behaviour.md §5), so that `user list` never migrates
+/// a schema that older instances may still be serving.
 pub fn open_service(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<SessionService, StartupError> {
+    let store = Store::new(&config.database, config.db_pool_size, config.db_timeout);
+    store
+        .migrate_if_fresh()
+        .map_err(|e| StartupError::Database(e.to_string()))?;
+    service_on(store, config, clock)
+}
+
+/// The store, migrated, and the service for a config: what `serve` and `migrate` start from.
+pub fn open_migrated_service(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<SessionService, StartupError> {
@@ -95,6 +109,14 @@ pub fn open_service(
     store
         .migrate()
         .map_err(|e| StartupError::Database(e.to_string()))?;
+    service_on(store, config, clock)
+}
+
+fn service_on(
+    store: Store,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<SessionService, StartupError> {
     let telemetry = Arc::new(http::health::telemetry());
     telemetry
         .metrics
@@ -162,7 +184,7 @@ impl Application {
         let admin_listener = config.admin_bind.map(bind).transpose()?;
         let setup = config.clone();
         let service = web::block(move || -> Result<_, StartupError> {
-            let service = open_service(&setup, clock)?;
+            let service = open_migrated_service(&setup, clock)?;
             if let Some(admin) = service.ensure_admin()? {
                 announce_admin(&admin, &setup.admin_password_file)?;
             }

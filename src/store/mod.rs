@@ -129,10 +129,6 @@ impl Store {
         }
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// True when a read is a call into this process (SQLite), not a network round trip.
     pub fn reads_in_process(&self) -> bool {
         self.backend == Backend::Sqlite
@@ -215,6 +211,39 @@ impl Store {
         Ok(applied)
     }
 
+    /// For the CLI's verbs, which must never change the schema of a database in use: brings a
+    /// fresh database (no migration applied yet: a new SQLite file, an empty PostgreSQL
+    /// database) to the current schema, so `user add` works before the first `serve`, and
+    /// refuses one that has some migrations but not all ([`MigrateError::Behind`]), changing
+    /// nothing. Returns how many migrations ran.
+    pub fn migrate_if_fresh(&self) -> Result<usize, MigrateError> {
+        if self.backend == Backend::Sqlite {
+            prepare_sqlite_file(&self.target).map_err(|e| MigrateError::Open(e.to_string()))?;
+        }
+        let mut conn = self.manager.open().map_err(|e| self.open_failure(&e))?;
+        let (applied, pending) = match &mut *conn {
+            DbConnection::Postgres(c) => schema_state(c, POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => schema_state(c, SQLITE_MIGRATIONS),
+        }
+        .map_err(MigrateError::Migrate)?;
+        if pending == 0 {
+            return Ok(0);
+        }
+        if applied > 0 {
+            return Err(MigrateError::Behind {
+                database: self.manager.database.describe(),
+                pending,
+            });
+        }
+        let ran = match &mut *conn {
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        }
+        .map_err(MigrateError::Migrate)?
+        .len();
+        Ok(ran)
+    }
+
     /// Why the start's first connection failed, in one line naming the database (never the
     /// password): for SQLite the OS's reason when the file cannot be opened (SQLite says only
     /// "unable to open database file"), for PostgreSQL libpq's message on one line.
@@ -246,6 +275,26 @@ pub enum MigrateError {
     Open(String),
     #[error("cannot migrate the database: {0}")]
     Migrate(Box<dyn std::error::Error + Send + Sync>),
+    /// A verb met a database an earlier release left: migrating is `serve`'s or `migrate`'s.
+    #[error(
+        "the database {database} lacks {pending} migration(s) of this release: \
+         run `sessiond migrate` first (this command changes no schema)"
+    )]
+    Behind { database: String, pending: usize },
+}
+
+/// How many migrations a database has applied, and how many of `source` it lacks.
+fn schema_state<DB, C>(
+    conn: &mut C,
+    source: impl MigrationSource<DB>,
+) -> diesel::migration::Result<(usize, usize)>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    let applied = conn.applied_migrations()?.len();
+    let pending = conn.pending_migrations(source)?.len();
+    Ok((applied, pending))
 }
 
 /// libpq's multi-line message as one line: without "FATAL:", the indented hint folded in.

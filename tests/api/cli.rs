@@ -11,7 +11,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{envelope11, operation, Reply};
+use sessiond::domain::Backend;
+
+use crate::helpers::{envelope11, operation, Reply, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 /// How long a verb, or `serve` until it listens, may take before the test gives up on it.
@@ -87,7 +89,7 @@ impl Site {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.run_with(args, None)
     }
 
@@ -207,15 +209,15 @@ struct UserRow {
 }
 
 /// What a script sees of one finished command.
-struct Output {
+pub(crate) struct Output {
     what: String,
     status: ExitStatus,
     stdout: String,
-    stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl Output {
-    fn succeeded(&self) -> &Self {
+    pub(crate) fn succeeded(&self) -> &Self {
         assert!(
             self.status.success(),
             "`sessiond {}` failed: {self}",
@@ -294,7 +296,7 @@ fn finish(mut child: Child, what: &str) -> Output {
 /// A running `sessiond serve`, killed when dropped, so that a failed assertion leaves nothing
 /// behind.
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     /// The endpoint URL from the log line `listening on …`.
     pub(crate) url: String,
     log: Arc<Mutex<String>>,
@@ -353,7 +355,7 @@ impl Server {
         server
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         let authority = self
             .url
             .trim_start_matches("http://")
@@ -700,6 +702,142 @@ fn migrate_creates_the_database_and_may_run_twice() {
     assert!(db.exists(), "no database file after migrate");
     site.run(&["migrate"]).succeeded();
     assert!(site.users().is_empty());
+}
+
+/// The newest migration of this release undone on `db`, as if an older release had made it:
+/// its `down.sql` run and its row removed. Returns its version as diesel records it.
+fn undo_newest_migration(db: &TestDb) -> String {
+    let tree = match db.url.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(tree);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let newest = names.last().expect("a migration");
+    let down = std::fs::read_to_string(dir.join(newest).join("down.sql")).unwrap();
+    let version = newest.split('_').next().unwrap().replace('-', "");
+    let sql =
+        format!("{down}\nDELETE FROM __diesel_schema_migrations WHERE version = '{version}';");
+    with_connection(db, |conn| conn.batch_execute(&sql).unwrap());
+    version
+}
+
+/// The versions of the migrations `db` has applied.
+fn applied_migrations(db: &TestDb) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let mut out = Vec::new();
+    with_connection(db, |conn| {
+        let rows: Vec<Applied> = conn.load("SELECT version FROM __diesel_schema_migrations");
+        out = rows.into_iter().map(|a| a.version).collect();
+    });
+    out
+}
+
+/// A connection of the test's own to `db`, on either backend.
+enum Conn {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+impl Conn {
+    fn batch_execute(&mut self, sql: &str) -> diesel::QueryResult<()> {
+        use diesel::connection::SimpleConnection;
+        match self {
+            Conn::Sqlite(c) => c.batch_execute(sql),
+            Conn::Postgres(c) => c.batch_execute(sql),
+        }
+    }
+
+    fn load<T>(&mut self, sql: &str) -> Vec<T>
+    where
+        T: diesel::QueryableByName<diesel::sqlite::Sqlite>
+            + diesel::QueryableByName<diesel::pg::Pg>
+            + 'static,
+    {
+        use diesel::RunQueryDsl;
+        match self {
+            Conn::Sqlite(c) => diesel::sql_query(sql).load(c).unwrap(),
+            Conn::Postgres(c) => diesel::sql_query(sql).load(c).unwrap(),
+        }
+    }
+}
+
+fn with_connection(db: &TestDb, f: impl FnOnce(&mut Conn)) {
+    use diesel::Connection;
+    let mut conn = match db.url.backend {
+        Backend::Sqlite => {
+            Conn::Sqlite(diesel::SqliteConnection::establish(&db.url.target).unwrap())
+        }
+        Backend::Postgres => {
+            Conn::Postgres(diesel::PgConnection::establish(&db.url.target).unwrap())
+        }
+    };
+    f(&mut conn);
+}
+
+fn site_on(db: &TestDb) -> Site {
+    let url = match db.url.backend {
+        Backend::Sqlite => format!("sqlite://{}", db.url.target),
+        Backend::Postgres => db.url.target.clone(),
+    };
+    Site::new().with("DATABASE_URL", &url)
+}
+
+#[test]
+fn verbs_refuse_a_database_whose_migrations_are_behind_saying_to_run_migrate_and_change_nothing() {
+    let db = TestDb::new();
+    let site = site_on(&db);
+    site.add_user("alice", "pw-behind-1");
+    let version = undo_newest_migration(&db);
+    let verbs: [&[&str]; 4] = [
+        &["user", "list"],
+        &["user", "grant", "alice", "ViewSessionRight"],
+        &["sessions", "list-active"],
+        &["sessions", "delete-expired"],
+    ];
+    for args in verbs {
+        site.run(args).failed_naming(&["sessiond migrate"]);
+        assert!(
+            !applied_migrations(&db).contains(&version),
+            "{args:?} migrated the database"
+        );
+    }
+    site.run(&["migrate"]).succeeded();
+    assert!(applied_migrations(&db).contains(&version));
+    let users = site.users();
+    assert_eq!(users.len(), 1, "alice kept through the upgrade");
+    assert!(
+        users[0].rights.is_empty(),
+        "the refused grant changed nothing"
+    );
+}
+
+#[test]
+fn a_verb_that_writes_makes_a_fresh_database_current_before_the_first_serve() {
+    let db = TestDb::new();
+    let site = site_on(&db);
+    site.add_user("alice", "pw-fresh-1");
+    assert_eq!(site.users().len(), 1);
+    let applied = applied_migrations(&db);
+    let mut server = site.serve();
+    let id = server.get_session("alice", "pw-fresh-1");
+    assert!(server.validate(&id));
+    server.stop();
+    assert_eq!(
+        applied_migrations(&db),
+        applied,
+        "serve found nothing left to migrate"
+    );
 }
 
 // ----- a start that fails: at once, in one line, leaving nothing behind -----
@@ -1628,9 +1766,3 @@ fn the_server_log_holds_no_password_and_no_whole_session_id() {
         assert!(!log.contains(secret), "the log shows {secret}:\n{log}");
     }
 }
-
-// Tests that run `serve` as a process of its own, with this file's Site and Server.
-#[path = "logs.rs"]
-mod logs;
-#[path = "slow_clients.rs"]
-mod slow_clients;

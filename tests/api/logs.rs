@@ -1,7 +1,7 @@
 //! The log as an operator ships it: `SESSIOND_LOG_FORMAT=json` gives one JSON object a line,
 //! with the fixed fields, and never a password or a whole session ID.
 
-use super::{Server, Site};
+use crate::cli::{Server, Site};
 
 #[test]
 fn json_log_lines_parse_and_hold_no_password_or_whole_session_id() {

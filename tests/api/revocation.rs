@@ -198,6 +198,27 @@ fn every_local_end_is_refused_at_once_by_the_instance_that_made_it() {
 }
 
 #[test]
+fn sessions_of_a_deleted_user_are_refused_at_once_by_that_instance_and_by_another_within_the_lag() {
+    let a = spawn_app_with(|c| c.location = "node-a".into());
+    let b = spawn_app_on(a.db.clone(), None, |c| c.location = "node-b".into());
+    let root = admin(&a);
+    // Repeated: the deleting instance's own reader may or may not have run before it answers.
+    for round in 0..20 {
+        let user = format!("leaving{round}");
+        a.add_user(&user, PW, None, &[]);
+        let id = clientless(&a, &root, &user);
+        cached(&a, &id);
+        cached(&b, &id);
+        assert_eq!(a.service.delete_user(&as_user_id(&user)).unwrap(), 1);
+        assert!(!a.validate(&id), "round {round}: A still says valid");
+        let t = b
+            .refused_within(&id, REVOCATION_PATIENCE)
+            .unwrap_or_else(|| panic!("round {round}: B still says valid"));
+        assert!(t < MOST, "round {round}: B refused after {t:?}");
+    }
+}
+
+#[test]
 fn a_session_deleted_by_the_cli_while_serving_is_refused_within_the_lag() {
     let app = spawn_app();
     let root = admin(&app);

@@ -146,9 +146,14 @@ fn with_evict_oldest_the_least_recently_active_session_ends_as_evicted() {
 fn expired_sessions_do_not_count_toward_the_cap() {
     let app = spawn_app_with_clock(capped(1, LimitPolicy::Deny));
     app.add_user("alice", PW, None, &[]);
-    app.get_session("alice", PW);
+    let first = app.get_session("alice", PW);
     app.clock().advance(Duration::from_secs(31 * 60));
-    app.get_session("alice", PW);
+    assert!(!app.validate(&first), "the first session has expired");
+    // At the cap of one, the expired session is not counted: the login is answered a session.
+    let r = app.call("getSession", &[("userId", "alice"), ("password", PW)]);
+    r.assert_ok();
+    let second = r.value("sessionId").expect("a session ID");
+    assert!(app.validate(&second));
 }
 
 /// 64 logins of one user at once, spread over two instances of one database: how many

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use super::{Server, Site};
+use crate::cli::{Server, Site};
 use crate::helpers::{spawn_app_with, PATH};
 
 /// Opens a connection and sends a POST's headers announcing `length` bytes, then `send` of

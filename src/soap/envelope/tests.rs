@@ -146,12 +146,20 @@ fn every_seed_of_the_fuzz_corpus_is_read_unless_named_refused() {
 }
 
 #[test]
-fn truncated_and_empty_envelopes_are_refused() {
-    rejected(
+fn truncated_and_empty_envelopes_are_refused_with_a_client_fault_invalid_request() {
+    for xml in [
         r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><validateSession>"#,
-    );
-    rejected(
         r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>"#,
-    );
-    rejected("");
+        "",
+    ] {
+        let r = rejected(xml);
+        assert_eq!(r.fault.code(), Some(FaultCode::InvalidRequest), "{xml:?}");
+        // What the client reads: a Client fault carrying the code in its detail.
+        let answer = r.fault.encode(r.version);
+        assert!(
+            answer.contains("<faultcode>soap:Client</faultcode>")
+                && answer.contains("<tns:code>INVALID_REQUEST</tns:code>"),
+            "{xml:?} gave {answer}"
+        );
+    }
 }
