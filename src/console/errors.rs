@@ -89,3 +89,43 @@ impl ResponseError for ConsoleError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_error_gets_the_page_its_fault_code_says() {
+        let page = |e: ServiceError| ConsoleError::from_service(e, "/admin/sign-in").status_code();
+        assert_eq!(page(ServiceError::InvalidSession), StatusCode::SEE_OTHER);
+        assert_eq!(page(ServiceError::AccessDenied), StatusCode::FORBIDDEN);
+        assert_eq!(page(ServiceError::SessionNotFound), StatusCode::NOT_FOUND);
+        for client in [
+            ServiceError::AuthenticationFailed,
+            ServiceError::AccountLocked,
+            ServiceError::SessionLimitReached,
+            ServiceError::invalid("bad filter"),
+        ] {
+            assert_eq!(page(client), StatusCode::BAD_REQUEST);
+        }
+        assert_eq!(
+            page(ServiceError::Unavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            page(ServiceError::LoginsBusy),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            page(ServiceError::Internal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // A client's message reaches the page as the service wrote it; ours never does.
+        let e = ConsoleError::from_service(ServiceError::invalid("bad filter"), "/");
+        assert_eq!(e.to_string(), "bad filter");
+        assert_eq!(
+            ConsoleError::from_service(ServiceError::Internal, "/").to_string(),
+            "internal error"
+        );
+    }
+}
