@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use actix_web::http::header;
 use actix_web::HttpRequest;
 
 use crate::http::origin;
@@ -17,17 +18,16 @@ use crate::http::origin;
 /// refused where there is no token to fall back on: the sign-in form, so another site cannot
 /// sign a browser in to an account of its own choosing (login CSRF).
 pub fn same_origin(req: &HttpRequest, trusted: &[IpAddr], null_allowed: bool) -> bool {
-    let origin = req
-        .headers()
-        .get(actix_web::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok().map(str::to_owned).or(Some(String::new())));
-    let referer = || {
-        req.headers()
-            .get(actix_web::http::header::REFERER)
-            .map(|v| v.to_str().unwrap_or("").to_owned())
-    };
-    let Some(claimed) = origin.or_else(referer) else {
+    let headers = req.headers();
+    let Some(claimed) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+    else {
         return true;
+    };
+    // A value that is not text names no origin of ours.
+    let Ok(claimed) = claimed.to_str() else {
+        return false;
     };
     if claimed == "null" {
         return null_allowed;
