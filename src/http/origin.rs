@@ -98,3 +98,60 @@ pub fn host(req: &HttpRequest, trusted: &[IpAddr]) -> String {
     }
     req.app_config().host().to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn from(peer: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        let mut req = TestRequest::get()
+            .uri("/services/SessionService?wsdl")
+            .peer_addr(format!("{peer}:40000").parse().unwrap())
+            .insert_header(("Host", "sessions.example:8080"));
+        for (k, v) in headers {
+            req = req.append_header((*k, *v));
+        }
+        req.to_http_request()
+    }
+
+    const PROXY: &str = "10.0.0.2";
+
+    fn trusted() -> Vec<IpAddr> {
+        vec![PROXY.parse().unwrap()]
+    }
+
+    const FORWARDED: &[(&str, &str)] = &[
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    ];
+
+    #[test]
+    fn a_clients_own_forwarding_headers_change_nothing() {
+        let req = from("198.51.100.7", FORWARDED);
+        assert_eq!(host(&req, &trusted()), "sessions.example:8080");
+        assert_eq!(scheme(&req, &trusted()), "http");
+        assert_eq!(client_host(&req, &trusted()).unwrap(), "198.51.100.7");
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarding_headers_are_believed_forwarded_first() {
+        let req = from(PROXY, FORWARDED);
+        assert_eq!(host(&req, &trusted()), "evil.example");
+        assert_eq!(scheme(&req, &trusted()), "https");
+        assert_eq!(client_host(&req, &trusted()).unwrap(), "203.0.113.9");
+        let req = from(
+            PROXY,
+            &[
+                (
+                    "Forwarded",
+                    "for=1.2.3.4;host=\"a.example\";proto=https, host=b",
+                ),
+                ("X-Forwarded-Host", "c.example"),
+            ],
+        );
+        assert_eq!(host(&req, &trusted()), "a.example");
+        assert_eq!(scheme(&req, &trusted()), "https");
+    }
+}
