@@ -199,7 +199,7 @@ async fn answer(
     let mut actions = req.headers().get_all("SOAPAction");
     if let Some(first) = actions.next() {
         if actions.any(|other| other != first) {
-            let fault = Fault::client(
+            let fault = Fault::new(
                 FaultCode::InvalidRequest,
                 "the request carries SOAPAction headers that disagree",
             );
