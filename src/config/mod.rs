@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::{DatabaseUrl, LimitPolicy, LogFormat};
+use crate::domain::{DatabaseUrl, LimitPolicy, ListedIds, LogFormat};
 use read::*;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -50,6 +50,8 @@ pub const DEFAULT_ADMIN_PASSWORD_FILE: &str = "sessiond-admin-password.txt";
 pub const DEFAULT_LOCATION: &str = "sessiond";
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+/// A year: what browsers are told to remember HTTPS for the console.
+pub const DEFAULT_CONSOLE_HSTS: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const DEFAULT_CONSOLE_PATH: &str = "/admin/";
 
 const ENV_PREFIX: &str = "SESSIOND_";
@@ -135,6 +137,10 @@ macro_rules! config_settings {
         session_limit_policy: LimitPolicy = LimitPolicy::Deny;
             key "session_limit_policy", env "SESSIOND_SESSION_LIMIT_POLICY", shown "deny",
             read Text, then limit_policy;
+        /// what listings show of a session: legacy (its ID, a bearer secret) or handles (a handle that authenticates nothing)
+        listed_ids: ListedIds = ListedIds::Legacy;
+            key "listed_ids", env "SESSIOND_LISTED_IDS", shown "legacy",
+            read Text, then listed_ids;
         /// fewest characters a new password may have (older ones still work)
         password_min_length: usize = DEFAULT_PASSWORD_MIN_LENGTH;
             key "password_min_length", env "SESSIOND_PASSWORD_MIN_LENGTH", shown "8",
@@ -200,6 +206,14 @@ macro_rules! config_settings {
         tls_key: Option<PathBuf> = None;
             key "tls_key", env "SESSIOND_TLS_KEY", shown "none",
             read Text, then optional_file_path;
+        /// Strict-Transport-Security max-age on SOAP answers over TLS, or off
+        soap_hsts: Option<Duration> = None;
+            key "soap_hsts", env "SESSIOND_SOAP_HSTS", shown "off",
+            read OptionalDur, within "1s" to "3650d", then optional_duration;
+        /// Strict-Transport-Security max-age on console pages over TLS, or off
+        console_hsts: Option<Duration> = Some(DEFAULT_CONSOLE_HSTS);
+            key "console_hsts", env "SESSIOND_CONSOLE_HSTS", shown "365d",
+            read OptionalDur, within "1s" to "3650d", then optional_duration;
         /// where the admin console is served (a path), or off
         console_path: Option<String> = Some(DEFAULT_CONSOLE_PATH.to_owned());
             key "console_path", env "SESSIOND_CONSOLE_PATH", shown "/admin/",

@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::domain::LimitPolicy;
-use crate::domain::{DatabaseUrl, LogFormat};
+use crate::domain::{DatabaseUrl, LimitPolicy, ListedIds, LogFormat};
 
 /// A setting with a range: checks the value read against the row's bounds.
 pub(super) trait Bounded {
@@ -235,6 +234,11 @@ pub(super) fn optional_number<T: TryFrom<u64>>(n: OptionalNumber) -> Result<Opti
 }
 
 pub(super) fn limit_policy(t: Text) -> Result<LimitPolicy, String> {
+    t.0.parse()
+        .map_err(|e: crate::domain::DomainError| e.to_string())
+}
+
+pub(super) fn listed_ids(t: Text) -> Result<ListedIds, String> {
     t.0.parse()
         .map_err(|e: crate::domain::DomainError| e.to_string())
 }

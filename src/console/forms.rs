@@ -24,6 +24,20 @@ fn decode_key(text: &str) -> Result<Key, ConsoleError> {
     Ok((time, id.to_owned()))
 }
 
+/// 400 when a field holds a NUL: no stored value has one (IDs and client types refuse control
+/// characters), and PostgreSQL refuses it in a query parameter, which would be a 500.
+fn no_nul(fields: &[&Option<String>]) -> Result<(), ConsoleError> {
+    if fields
+        .iter()
+        .any(|f| f.as_deref().is_some_and(|v| v.contains('\0')))
+    {
+        return Err(ConsoleError::BadRequest(
+            "a filter or page key must not contain a NUL character".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn given(v: &Option<String>) -> Option<String> {
     v.as_deref()
         .map(str::trim)
@@ -53,6 +67,17 @@ pub struct SessionsParams {
 }
 
 impl SessionsParams {
+    /// Refuses what no session could match and the database would choke on.
+    pub fn check(&self) -> Result<(), ConsoleError> {
+        no_nul(&[
+            &self.user,
+            &self.client_type,
+            &self.location,
+            &self.after,
+            &self.before,
+        ])
+    }
+
     pub fn user(&self) -> Option<String> {
         given(&self.user)
     }
@@ -156,6 +181,11 @@ pub struct HistoryParams {
 }
 
 impl HistoryParams {
+    /// Refuses what no session could match and the database would choke on.
+    pub fn check(&self) -> Result<(), ConsoleError> {
+        no_nul(&[&self.user, &self.reason, &self.after, &self.before])
+    }
+
     pub fn user(&self) -> Option<String> {
         given(&self.user)
     }

@@ -5,8 +5,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::domain::{Password, Right, SessionId, UserId};
+use crate::http::origin::client_host;
 use crate::service::console::{HistoryFilters, SessionFilters, SessionsQuery, SortKey, UserChange};
 use crate::service::{CallContext, ServiceError};
+use crate::telemetry::SECURITY;
 
 use super::forms::{self, HistoryParams, Notice, SessionsParams, SignInForm};
 use super::pages::{self, SessionLine};
@@ -41,16 +43,22 @@ pub(super) async fn sign_in(
     console: web::Data<Console>,
     body: web::Bytes,
 ) -> Page {
-    if !csrf::same_origin(&req) {
-        log::warn!("console: refused a sign-in from another origin");
+    if !csrf::same_origin(&req, &console.trusted_proxies, false) {
+        log::warn!(
+            target: SECURITY,
+            event = "console_sign_in_refused",
+            host = client_host(&req, &console.trusted_proxies).as_deref().unwrap_or("-");
+            "console: refused a sign-in from another origin"
+        );
         return Err(ConsoleError::Forbidden(
             "the request came from another site",
         ));
     }
     let form: SignInForm = serde_urlencoded::from_bytes(&body)
         .map_err(|_| ConsoleError::BadRequest("the form could not be read".into()))?;
+    // The caller's address as SOAP records it: a trusted proxy's X-Forwarded-For, else the peer.
     let ctx = CallContext {
-        host: req.peer_addr().map(|a| a.ip().to_string()),
+        host: client_host(&req, &console.trusted_proxies),
     };
     // What could name no user or be no password still goes through the check (and costs a
     // hash), so that it answers like a wrong password.
@@ -80,7 +88,12 @@ pub(super) async fn sign_in(
     };
     match outcome {
         Ok(Ok((me, _))) => {
-            let cookie = cookies::signed_in(&req, &console.base, me.session_id());
+            let cookie = cookies::signed_in(
+                &req,
+                &console.trusted_proxies,
+                &console.base,
+                me.session_id(),
+            );
             let mut response = console.redirect("");
             response
                 .add_cookie(&cookie)
@@ -90,6 +103,10 @@ pub(super) async fn sign_in(
         Ok(Err(ServiceError::AuthenticationFailed)) => refused(
             actix_web::http::StatusCode::UNAUTHORIZED,
             "Sign-in failed: unknown user, wrong password, or no right to use the console.",
+        ),
+        Ok(Err(ServiceError::SessionLimitReached)) => refused(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Sign-in refused: this user already has the most sessions allowed.",
         ),
         Ok(Err(ServiceError::AccountLocked)) => refused(
             actix_web::http::StatusCode::FORBIDDEN,
@@ -112,7 +129,11 @@ pub(super) async fn sign_out(
     console.run(move |s| s.console_sign_out(&me)).await?;
     let mut response = console.redirect("sign-in?done=signed-out");
     response
-        .add_cookie(&cookies::signed_out(&req, &console.base))
+        .add_cookie(&cookies::signed_out(
+            &req,
+            &console.trusted_proxies,
+            &console.base,
+        ))
         .map_err(|_| ConsoleError::Internal)?;
     Ok(response)
 }
@@ -160,6 +181,7 @@ pub(super) async fn sessions(
 ) -> Page {
     let me = console.user(&req).await?;
     let params = params.into_inner();
+    params.check()?;
     let (state_name, expired) = params.state()?;
     let (_, sort) = params.sort()?;
     let (order_name, direction) = params.order()?;
@@ -373,6 +395,7 @@ pub(super) async fn history(
 ) -> Page {
     let me = console.user(&req).await?;
     let params = params.into_inner();
+    params.check()?;
     let size = params.size()?;
     let seek = params.seek()?;
     let filters = HistoryFilters {

@@ -20,10 +20,13 @@ mod forms;
 mod handlers;
 mod pages;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{from_fn, DefaultHeaders, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
@@ -58,11 +61,16 @@ pub struct ConsoleSettings {
     /// Starts and ends with `/`, e.g. `/admin/`.
     pub path: String,
     pub service: Arc<SessionService>,
+    /// Proxies whose forwarding headers are believed (client address, scheme, host).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// `Strict-Transport-Security` max-age on pages served over TLS, or none.
+    pub hsts: Option<Duration>,
 }
 
 struct Console {
     base: String,
     service: Arc<SessionService>,
+    trusted_proxies: Vec<IpAddr>,
 }
 
 type Page = Result<HttpResponse, ConsoleError>;
@@ -76,7 +84,9 @@ pub fn config(settings: Option<ConsoleSettings>) -> impl Fn(&mut web::ServiceCon
         let state = web::Data::new(Console {
             base: base.clone(),
             service: settings.service.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
         });
+        let hsts = settings.hsts.map(|d| format!("max-age={}", d.as_secs()));
         let headers = DefaultHeaders::new()
             .add((header::CONTENT_SECURITY_POLICY, CSP))
             .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -103,6 +113,22 @@ pub fn config(settings: Option<ConsoleSettings>) -> impl Fn(&mut web::ServiceCon
             web::scope(&scope_path)
                 .app_data(state)
                 .wrap(headers)
+                .wrap(from_fn(move |req: ServiceRequest, next: Next<_>| {
+                    let hsts = hsts.clone();
+                    async move {
+                        // Only over TLS: a browser ignores it on plain HTTP anyway (RFC 6797
+                        // section 7.2), and the listener, not a client's header, says which.
+                        let tls = req.app_config().secure();
+                        let mut res = next.call(req).await?;
+                        if let (true, Some(v)) = (tls, hsts) {
+                            if let Ok(v) = header::HeaderValue::from_str(&v) {
+                                res.headers_mut()
+                                    .insert(header::STRICT_TRANSPORT_SECURITY, v);
+                            }
+                        }
+                        Ok::<_, actix_web::Error>(res)
+                    }
+                }))
                 .route("/", web::get().to(overview))
                 .route("/console.css", web::get().to(stylesheet))
                 .route("/sign-in", web::get().to(sign_in_form))
@@ -157,7 +183,7 @@ impl Console {
         req: &HttpRequest,
         body: &[u8],
     ) -> Result<(ConsoleUser, ActionForm), ConsoleError> {
-        if !csrf::same_origin(req) {
+        if !csrf::same_origin(req, &self.trusted_proxies, true) {
             log::warn!(
                 "console: refused a POST to {} from another origin",
                 req.path()
@@ -168,7 +194,7 @@ impl Console {
         }
         let me = self.user(req).await?;
         let form = ActionForm::parse(body).unwrap_or_default();
-        if !csrf::verify(me.session_id(), form.csrf.as_deref()) {
+        if !me.csrf_matches(form.csrf.as_deref()) {
             log::warn!(
                 "console: refused a POST to {} by {} without a valid CSRF token",
                 req.path(),
@@ -185,7 +211,7 @@ impl Console {
         Chrome {
             base: self.base.clone(),
             user: me.user_id.clone(),
-            csrf: csrf::token(me.session_id()),
+            csrf: me.csrf_token().to_owned(),
             can_end: me.can_end,
             can_manage_users: me.can_manage_users,
             nav,

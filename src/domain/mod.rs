@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use base64::Engine;
 
+pub mod lookalike;
 mod settings;
 pub use settings::{Backend, DatabaseUrl, LogFormat};
 
@@ -41,6 +42,8 @@ pub enum DomainError {
     ClientName,
     #[error("unknown session limit policy '{0}' (expected deny or evict-oldest)")]
     UnknownLimitPolicy(String),
+    #[error("unknown listed IDs mode '{0}' (expected legacy or handles)")]
+    UnknownListedIds(String),
 }
 
 /// Longest password accepted, in bytes: Argon2 takes any length, a flood of megabyte passwords
@@ -353,3 +356,33 @@ impl fmt::Debug for Password {
 
 #[cfg(test)]
 mod tests;
+
+/// What listings and session details show of each session (docs/behaviour.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedIds {
+    /// The legacy contract: the session's ID, which is also its bearer secret (console
+    /// sessions excepted, which are always shown by their handle).
+    Legacy,
+    /// A stable handle that names the session as a target and authenticates nothing.
+    Handles,
+}
+
+impl ListedIds {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListedIds::Legacy => "legacy",
+            ListedIds::Handles => "handles",
+        }
+    }
+}
+
+impl FromStr for ListedIds {
+    type Err = DomainError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        [ListedIds::Legacy, ListedIds::Handles]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(value.trim()))
+            .ok_or_else(|| DomainError::UnknownListedIds(value.to_owned()))
+    }
+}

@@ -3,7 +3,6 @@
 //! operation's handler on a blocking thread (validateSession inline when the service says it
 //! is cheap), and encodes the answer or the fault.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -202,6 +201,18 @@ async fn answer(
     let version = decoded.version;
     let operation = decoded.request.operation();
     req.extensions_mut().insert(operation);
+    // Two SOAPAction headers that disagree name two operations: which one was meant is
+    // unknowable, so neither is run (a proxy checking the first must not pass the second).
+    let mut actions = req.headers().get_all("SOAPAction");
+    if let Some(first) = actions.next() {
+        if actions.any(|other| other != first) {
+            let fault = Fault::new(
+                FaultCode::InvalidRequest,
+                "the request carries SOAPAction headers that disagree",
+            );
+            return fault_response(version, &fault);
+        }
+    }
     let soap_action = header_str(&req, "SOAPAction");
     if let Err(fault) = binding::check_action(soap_action, media.as_ref(), operation) {
         return fault_response(version, &fault);
@@ -229,7 +240,7 @@ async fn answer(
                 None
             };
             let ctx = CallContext {
-                host: client_host(&req, &state.trusted_proxies),
+                host: super::origin::client_host(&req, &state.trusted_proxies),
             };
             web::block(move || {
                 request.handle(&Calls {
@@ -268,26 +279,4 @@ async fn answer(
             )
         }
     }
-}
-
-/// The caller's address: the peer, or what X-Forwarded-For says when the peer is a proxy we
-/// were told to trust (the last address in the chain that is not one of ours).
-fn client_host(req: &HttpRequest, trusted: &[IpAddr]) -> Option<String> {
-    let peer = req.peer_addr().map(|a| a.ip())?;
-    if !trusted.contains(&peer) {
-        return Some(peer.to_string());
-    }
-    let forwarded = req
-        .headers()
-        .get_all("X-Forwarded-For")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    let client = forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer);
-    Some(client.to_string())
 }

@@ -5,6 +5,7 @@
 mod dispatch;
 mod endpoint;
 pub mod health;
+pub mod origin;
 mod streaming;
 mod wsdl;
 

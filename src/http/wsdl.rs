@@ -4,7 +4,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::AppState;
+use super::{origin, AppState};
 use crate::soap::wsdl::Description;
 
 pub(super) async fn wsdl_endpoint(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -19,10 +19,14 @@ pub(super) async fn wsdl_endpoint(req: HttpRequest, state: web::Data<AppState>) 
     };
     let address = match &state.public_url {
         Some(base) => format!("{base}{}", req.path()),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}{}", info.scheme(), info.host(), req.path())
-        }
+        // Forwarded host and scheme only from a trusted proxy: a client's own would poison
+        // a cache in front that serves the description to everyone.
+        None => format!(
+            "{}://{}{}",
+            origin::scheme(&req, &state.trusted_proxies),
+            origin::host(&req, &state.trusted_proxies),
+            req.path()
+        ),
     };
     HttpResponse::Ok()
         .insert_header((

@@ -5,7 +5,7 @@
 use base64::Engine;
 
 use super::{Result, ServiceError, SessionService, SessionView};
-use crate::domain::{Department, EndReason, Password, Right, SessionId, UserId};
+use crate::domain::{lookalike, Department, EndReason, Password, Right, SessionId, UserId};
 use crate::store::users::{self, UserRow};
 use crate::telemetry::SECURITY;
 
@@ -56,6 +56,24 @@ impl SessionService {
         if users::find(&mut *self.conn()?, user_id.as_str())?.is_some() {
             return Err(ServiceError::invalid(format!(
                 "user '{user_id}' already exists"
+            )));
+        }
+        // Logins compare IDs exactly; this keeps an operator from being fooled by two users
+        // whose IDs look the same.
+        if let Some(why) = lookalike::suspicious(user_id.as_str()) {
+            return Err(ServiceError::invalid(format!(
+                "user ID '{}' {why}",
+                user_id.as_str().escape_default()
+            )));
+        }
+        let skeleton = lookalike::skeleton(user_id.as_str());
+        if let Some(other) = users::ids(&mut *self.conn()?)?
+            .into_iter()
+            .find(|other| lookalike::skeleton(other) == skeleton)
+        {
+            return Err(ServiceError::invalid(format!(
+                "user ID '{user_id}' looks like the existing user '{other}' (they differ only \
+                 in case, width or Unicode compatibility form)"
             )));
         }
         let hash = self.passwords.hash(password)?;
@@ -206,7 +224,8 @@ impl SessionService {
 
     /// Ends one session (reason `deleted`); `SessionNotFound` if it is not stored.
     pub fn delete_session(&self, session_id: &SessionId) -> Result<()> {
-        if self.end(&mut *self.conn()?, session_id, EndReason::Deleted)? {
+        let id = self.target(session_id)?;
+        if self.end(&mut *self.conn()?, &id, EndReason::Deleted)? {
             Ok(())
         } else {
             Err(ServiceError::SessionNotFound)

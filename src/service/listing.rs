@@ -100,8 +100,13 @@ impl SessionService {
                 _ => user_id = Some(caller.user.user_id.clone()),
             }
         }
+        // A filter by session may name it by handle, like a target.
+        let session_id = match filter.session_id.as_deref().map(SessionId::parse) {
+            Some(Ok(id)) => Some(self.target(&id)?.as_str().to_owned()),
+            _ => filter.session_id.clone(),
+        };
         let filters = sessions::Filters {
-            session_id: filter.session_id.clone(),
+            session_id,
             user_id,
             client_type: filter.client_type.clone(),
         };
@@ -139,10 +144,9 @@ impl SessionService {
             *r -= fetched;
         }
         pages.after = rows.last().map(|r| (r.created_at, r.session_id.clone()));
-        Ok(rows
-            .into_iter()
-            .map(|r| self.view(r, Some(&pages.caller)))
-            .collect())
+        rows.into_iter()
+            .map(|r| self.shown(self.view(r, Some(&pages.caller))))
+            .collect()
     }
 
     /// Every stored session that is active (or expired), oldest first, read page by page:

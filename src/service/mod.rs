@@ -21,6 +21,7 @@ pub mod clock;
 pub mod console;
 mod error;
 mod expiry;
+mod handles;
 mod health;
 mod listing;
 mod lockout;
@@ -37,7 +38,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
+    redact, ClientName, ClientType, EndReason, LimitPolicy, ListedIds, Password, SessionId, UserId,
 };
 use crate::store::sessions::{self, Opened, SessionRow};
 use crate::store::users;
@@ -79,6 +80,8 @@ pub struct Settings {
     pub session_limit_policy: LimitPolicy,
     /// Sessions held in memory (see `cache`).
     pub cache_capacity: usize,
+    /// What listings and details show of a session: its ID or a handle (see `handles`).
+    pub listed_ids: ListedIds,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -102,6 +105,9 @@ pub struct SessionService {
     telemetry: Arc<Telemetry>,
     unknown_names: UnknownNames,
     login_counts: login_stats::LoginStats,
+    /// The keys of listed handles and console CSRF tokens, read from the database when first
+    /// needed (a start with the database down still serves what needs none).
+    keys: std::sync::OnceLock<Arc<handles::Keys>>,
 }
 
 impl SessionService {
@@ -125,6 +131,7 @@ impl SessionService {
             telemetry,
             unknown_names: UnknownNames::default(),
             login_counts: Default::default(),
+            keys: std::sync::OnceLock::new(),
         })
     }
 
@@ -151,6 +158,51 @@ impl SessionService {
 
     fn now(&self) -> NaiveDateTime {
         self.clock.now()
+    }
+
+    /// The shared keys, made and stored by the first instance that needs them.
+    fn keys(&self) -> Result<Arc<handles::Keys>> {
+        if let Some(k) = self.keys.get() {
+            return Ok(k.clone());
+        }
+        let fresh = handles::fresh_secret().map_err(ServiceError::internal)?;
+        let secret =
+            crate::store::secrets::get_or_make(&mut *self.conn()?, handles::SECRET_NAME, &fresh)?;
+        let keys = Arc::new(handles::Keys::from_secret(secret.as_bytes()));
+        Ok(self.keys.get_or_init(|| keys).clone())
+    }
+
+    /// A session as a listing or a detail shows it: a console session always by its handle
+    /// (its ID signs in to the console), every session by its handle in handles mode.
+    pub(crate) fn shown(&self, mut view: SessionView) -> Result<SessionView> {
+        if self.settings.listed_ids == ListedIds::Handles
+            || view.client_type == console::CONSOLE_CLIENT_TYPE
+        {
+            view.session_id = self.keys()?.handle(&view.session_id);
+        }
+        Ok(view)
+    }
+
+    /// The session a target names: the one whose handle it is, else the one whose ID it is.
+    /// Both modes take both, so a script that kept IDs and one that kept handles work alike.
+    pub(crate) fn target(&self, given: &SessionId) -> Result<SessionId> {
+        Ok(match self.keys()?.resolve(given.as_str()) {
+            Some(id) => SessionId::parse(&id).map_err(ServiceError::internal)?,
+            None => given.clone(),
+        })
+    }
+
+    /// A page key's ID as a link carries it (always a handle: keys are opaque to readers).
+    pub(crate) fn shown_key_id(&self, id: &str) -> Result<String> {
+        Ok(self.keys()?.handle(id))
+    }
+
+    /// A page key's ID back from a link.
+    pub(crate) fn key_id(&self, given: &str) -> Result<String> {
+        Ok(self
+            .keys()?
+            .resolve(given)
+            .unwrap_or_else(|| given.to_owned()))
     }
 
     // ----- the legacy operations -----
@@ -229,8 +281,8 @@ impl SessionService {
         if !caller.can_update() {
             return Err(ServiceError::AccessDenied);
         }
-        let target = target.ok_or(ServiceError::SessionNotFound)?;
-        if self.end(&mut conn, target, EndReason::Deleted)? {
+        let target = self.target(target.ok_or(ServiceError::SessionNotFound)?)?;
+        if self.end(&mut conn, &target, EndReason::Deleted)? {
             Ok(())
         } else {
             Err(ServiceError::SessionNotFound)
@@ -270,7 +322,7 @@ impl SessionService {
         if view.user_id != caller.user.user_id && !caller.can_view() {
             return Err(ServiceError::AccessDenied);
         }
-        Ok(view)
+        self.shown(view)
     }
 
     pub fn get_session_user(
@@ -361,6 +413,7 @@ impl SessionService {
         let Some(target) = target else {
             return Ok(false);
         };
+        let target = self.target(target)?;
         let Some(row) = sessions::find(&mut conn, target.as_str())? else {
             return Ok(false);
         };
@@ -373,7 +426,7 @@ impl SessionService {
         if !opener && !caller.is_admin_without_department() {
             return Err(ServiceError::AccessDenied);
         }
-        self.end(&mut conn, target, EndReason::Closed)
+        self.end(&mut conn, &target, EndReason::Closed)
     }
 
     // ----- shared steps -----

@@ -75,7 +75,7 @@ impl SessionService {
         target: Option<&SessionId>,
         caller: &str,
     ) -> Result<SessionView> {
-        let id = target.ok_or(ServiceError::SessionNotFound)?;
+        let id = self.target(target.ok_or(ServiceError::SessionNotFound)?)?;
         if let Some(row) = sessions::find(conn, id.as_str())? {
             return Ok(self.view(row, Some(caller)));
         }

@@ -145,6 +145,7 @@ pub fn service_settings(c: &Config) -> Settings {
         page_rows: i64::from(c.list_page_size),
         max_sessions_per_user: c.max_sessions_per_user,
         session_limit_policy: c.session_limit_policy,
+        listed_ids: c.listed_ids,
         cache_capacity: c.cache_capacity,
     }
 }
@@ -209,6 +210,8 @@ impl Application {
         let console = config.console_path.clone().map(|path| ConsoleSettings {
             path,
             service: service.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            hsts: config.console_hsts,
         });
         let operator = operator_routes(
             web::Data::new(Observability {
@@ -221,8 +224,22 @@ impl Application {
         let paths: Vec<String> = config.endpoint_paths().map(str::to_owned).collect();
         let routes_paths = paths.clone();
         let soap_operator = operator.clone();
+        // HSTS on SOAP answers only when asked for: a SOAP client ignores it, but a browser
+        // that once read the WSDL would then refuse any plain-HTTP service on the same host.
+        let soap_hsts = config
+            .soap_hsts
+            .filter(|_| certificates.is_some())
+            .map(|d| format!("max-age={}", d.as_secs()));
         let server = HttpServer::new(move || {
+            let hsts = soap_hsts.clone();
             App::new()
+                .wrap(actix_web::middleware::Condition::new(
+                    hsts.is_some(),
+                    actix_web::middleware::DefaultHeaders::new().add((
+                        actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                        hsts.unwrap_or_default(),
+                    )),
+                ))
                 .app_data(state.clone())
                 .configure(http::routes(routes_paths.clone()))
                 .configure(|cfg| {
@@ -256,6 +273,9 @@ impl Application {
         } else {
             "http"
         };
+        // The admin listener serves the console's sign-in and cookie: with TLS on it speaks
+        // TLS too, with the same (reloaded) certificate, never the console in plain text.
+        let admin_tls = certificates.as_ref().map(|c| c.server_config());
         reload_on_sighup(certificates);
 
         let admin = match (config.admin_bind, admin_listener) {
@@ -269,11 +289,14 @@ impl Application {
                     .keep_alive(config.keepalive)
                     .max_connections(ADMIN_MAX_CONNECTIONS)
                     .shutdown_timeout(5)
-                    .disable_signals()
-                    .listen(listener)
-                    .map_err(|source| StartupError::Bind { addr, source })?
-                    .run();
-                log::info!("operator endpoints (health, metrics, console) on http://{bound}");
+                    .disable_signals();
+                let server = match admin_tls {
+                    Some(tls) => server.listen_rustls_0_23(listener, tls),
+                    None => server.listen(listener),
+                }
+                .map_err(|source| StartupError::Bind { addr, source })?
+                .run();
+                log::info!("operator endpoints (health, metrics, console) on {scheme}://{bound}");
                 Some((server, bound.port()))
             }
             _ => None,

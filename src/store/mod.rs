@@ -15,6 +15,7 @@ pub mod console;
 pub mod ends;
 pub mod history;
 pub mod schema;
+pub mod secrets;
 pub mod sessions;
 pub mod users;
 

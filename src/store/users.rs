@@ -40,6 +40,14 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
 
+/// Every user's ID, in order (for comparing a new ID with all of them).
+pub fn ids(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    users::table
+        .select(users::user_id)
+        .order(users::user_id)
+        .load(conn)
+}
+
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
     users::table
         .order(users::user_id)

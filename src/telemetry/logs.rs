@@ -13,30 +13,89 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level));
     match format {
-        LogFormat::Text => builder.format(|buf, record| {
-            write!(
-                buf,
-                "{} {:<5} {}: {}",
-                timestamp(),
-                record.level(),
-                record.target(),
-                record.args()
-            )?;
-            let mut fields = Fields::default();
-            let _ = record.key_values().visit(&mut fields);
-            for (key, value) in fields.0 {
-                match value {
-                    serde_json::Value::String(s) if !s.contains([' ', '"', '=']) => {
-                        write!(buf, " {key}={s}")?
-                    }
-                    other => write!(buf, " {key}={other}")?,
-                }
-            }
-            writeln!(buf)
-        }),
+        LogFormat::Text => builder.format(|buf, record| writeln!(buf, "{}", text_line(record))),
         LogFormat::Json => builder.format(|buf, record| writeln!(buf, "{}", json_line(record))),
     };
     builder.init();
+}
+
+/// True for what a log viewer would act on rather than show: control characters (a new line
+/// forges a record), line and paragraph separators (JavaScript and many viewers break lines on
+/// them), bidirectional controls (they reorder what is shown) and zero-width characters (they
+/// hide what is there). Client-typed text reaches the log (client types, names, user IDs).
+fn unsafe_in_log(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Text with every character [`unsafe_in_log`] written as `\u{XXXX}`.
+fn escape_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unsafe_in_log) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_in_log(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// A record as one line of text: `ts level target: message key=value …`, every unsafe
+/// character escaped, values with a space, quote or `=` quoted as JSON strings.
+fn text_line(record: &log::Record<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!(
+        "{} {:<5} {}: {}",
+        timestamp(),
+        record.level(),
+        record.target(),
+        escape_text(&record.args().to_string())
+    );
+    let mut fields = Fields::default();
+    let _ = record.key_values().visit(&mut fields);
+    for (key, value) in fields.0 {
+        let key = escape_text(&key);
+        let _ = match value {
+            serde_json::Value::String(s) if !s.contains([' ', '"', '=']) => {
+                write!(line, " {key}={}", escape_text(&s))
+            }
+            other => write!(line, " {key}={}", json_escaped(other.to_string())),
+        };
+    }
+    line
+}
+
+/// JSON text with the characters serde_json leaves raw but [`unsafe_in_log`] names (the
+/// separators, bidi and zero-width characters) written as `\uXXXX` escapes: the same string to
+/// a JSON reader, inert to a viewer. They can only occur inside strings, where the escape is
+/// valid.
+fn json_escaped(json: String) -> String {
+    if !json.chars().any(unsafe_in_log) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_in_log(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A record as one JSON object. Fields of the record never replace the four fixed ones.
@@ -54,7 +113,7 @@ fn json_line(record: &log::Record<'_>) -> String {
     for (key, value) in fields.0 {
         object.entry(key).or_insert(value);
     }
-    serde_json::Value::Object(object).to_string()
+    json_escaped(serde_json::Value::Object(object).to_string())
 }
 
 fn timestamp() -> String {
@@ -130,6 +189,42 @@ mod tests {
         if unsafe { libc::getuid() } == 0 {
             assert!(user.starts_with("root"), "{user}");
         }
+    }
+
+    const HOSTILE: &str = "a\u{2028}b\u{2029}c\u{202E}d\u{200B}e\u{2066}f\u{feff}g\nh\u{85}i";
+
+    fn hostile_record(then: impl FnOnce(&log::Record<'_>) -> String) -> String {
+        let kvs: &[(&str, &str)] = &[("client_type", HOSTILE), ("user", "a b\u{2028}")];
+        then(
+            &log::Record::builder()
+                .args(format_args!("login of {HOSTILE}"))
+                .level(log::Level::Info)
+                .target(SECURITY)
+                .key_values(&kvs)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn separators_bidi_and_zero_width_characters_are_escaped_in_text_lines() {
+        let line = hostile_record(text_line);
+        assert!(!line.chars().any(unsafe_in_log), "{line:?}");
+        assert!(
+            line.contains("a\\u{2028}b\\u{2029}c\\u{202e}d\\u{200b}e"),
+            "{line}"
+        );
+        assert!(line.contains("\\u{a}h"), "{line}");
+    }
+
+    #[test]
+    fn separators_bidi_and_zero_width_characters_are_escaped_in_json_lines() {
+        let line = hostile_record(json_line);
+        assert!(!line.chars().any(unsafe_in_log), "{line:?}");
+        assert!(line.contains("\\u2028"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // A JSON reader still gets the client's text exactly.
+        assert_eq!(v["client_type"], HOSTILE);
+        assert_eq!(v["msg"], format!("login of {HOSTILE}"));
     }
 
     #[test]

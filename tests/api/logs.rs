@@ -120,3 +120,72 @@ fn the_fifth_wrong_password_logs_the_lockout_start() {
     assert_eq!(count("login_failed", Some("wrong_password")), 5, "{log}");
     assert_eq!(count("login_failed", Some("locked")), 1, "{log}");
 }
+
+#[test]
+fn console_sign_ins_and_admin_actions_are_security_events_with_the_console_user_as_actor() {
+    let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
+    site.add_user("dave", "pw-dave-secret");
+    site.run(&["user", "grant", "dave", "AdministratorRight"])
+        .succeeded();
+    site.add_user("erin", "pw-erin-secret");
+    let mut server = Server::start(site.command(&["serve"]));
+    let base = format!("http://127.0.0.1:{}/admin/", server.port());
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{base}sign-in"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("user=dave&password=pw-dave-secret")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = crate::listed_ids::cookie_of(&resp).unwrap();
+    let page = client
+        .get(format!("{base}users"))
+        .header("Cookie", format!("sessiond_console={cookie}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let changed = client
+        .post(format!("{base}users/change"))
+        .header("Cookie", format!("sessiond_console={cookie}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={token}&user=erin&action=grant&right=ViewSessionRight"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(changed.status().as_u16(), 303);
+    let log = server.stop();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["target"] == "sessiond::security")
+        .collect();
+    let sign_in = events
+        .iter()
+        .find(|v| v["event"] == "console_sign_in")
+        .unwrap_or_else(|| panic!("no console_sign_in in:\n{log}"));
+    assert_eq!(sign_in["actor"], "dave", "{sign_in}");
+    assert_eq!(sign_in["user"], "dave", "{sign_in}");
+    assert_eq!(sign_in["host"], "127.0.0.1", "{sign_in}");
+    let grant = events
+        .iter()
+        .find(|v| v["event"] == "console_admin" && v["action"] == "grant")
+        .unwrap_or_else(|| panic!("no console_admin grant in:\n{log}"));
+    assert_eq!(grant["actor"], "dave", "{grant}");
+    assert_eq!(grant["user"], "erin", "{grant}");
+    assert!(
+        !log.contains(&cookie),
+        "a whole console session ID in the log"
+    );
+}

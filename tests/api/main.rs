@@ -1,5 +1,6 @@
 //! The API tests: one binary, each test against its own real server over HTTP.
 
+mod attacks;
 mod cli;
 mod cluster;
 mod contract;
@@ -9,6 +10,7 @@ mod extended;
 mod helpers;
 mod hostile;
 mod legacy;
+mod listed_ids;
 mod login_race;
 mod logs;
 mod operator;

@@ -25,15 +25,27 @@ impl SessionService {
         }
         let client_type = ClientType::parse(CONSOLE_CLIENT_TYPE).map_err(ServiceError::internal)?;
         let (id, row) = self.new_session(&user.user_id, client_type, None, ctx, None)?;
-        sessions::insert(&mut *self.conn()?, &row)?;
+        // Within the user's cap like any login: a console session is a session.
+        if !self.store_session(&row)? {
+            log::warn!(
+                "console sign-in of {} refused: disabled meanwhile",
+                row.user_id
+            );
+            return Err(ServiceError::AuthenticationFailed);
+        }
         log::info!(
-            "console: {} signed in, session {id} from {}",
-            user.user_id,
-            ctx.host.as_deref().unwrap_or("-")
+            target: SECURITY,
+            event = "console_sign_in",
+            user = row.user_id.as_str(),
+            actor = row.user_id.as_str(),
+            client_type = row.client_type.as_str(),
+            host = row.host.as_deref().unwrap_or("-"),
+            session:% = id;
+            "console sign-in succeeded"
         );
         let caller = Caller { session: row, user };
         let current = caller.session.session_id.clone();
-        let me = ConsoleUser::of(&caller);
+        let me = ConsoleUser::of(&caller, self.keys()?.csrf_token(&current));
         Ok((me, self.view(caller.session, Some(&current))))
     }
 
@@ -44,19 +56,24 @@ impl SessionService {
         if caller.session.client_type != CONSOLE_CLIENT_TYPE || !has_any_right(&caller.user) {
             return Err(ServiceError::InvalidSession);
         }
-        Ok(ConsoleUser::of(&caller))
+        let csrf = self.keys()?.csrf_token(&caller.session.session_id);
+        Ok(ConsoleUser::of(&caller, csrf))
     }
 
     /// Ends the console session (reason `closed`).
     pub fn console_sign_out(&self, me: &ConsoleUser) -> Result<()> {
         let id = SessionId::parse(&me.session_id).map_err(|_| ServiceError::InvalidSession)?;
         self.end(&mut *self.conn()?, &id, EndReason::Closed)?;
-        log::info!("console: {} signed out", me.user_id);
+        console_event(me, "sign_out", None, "console sign-out");
         Ok(())
     }
 
     fn refuse(&self, me: &ConsoleUser, what: &str) -> ServiceError {
         log::warn!(
+            target: SECURITY,
+            event = "console_denied",
+            actor = me.user_id.as_str(),
+            session = redact(&me.session_id).as_str();
             "console: {} (session {}) was refused {what}: lacks the right",
             me.user_id,
             redact(&me.session_id)
@@ -123,8 +140,8 @@ impl SessionService {
             RECENT_SHOWN,
         )?
         .into_iter()
-        .map(|r| self.view_ended(r, None))
-        .collect();
+        .map(|r| self.shown(self.view_ended(r, None)))
+        .collect::<Result<_>>()?;
         Ok(Overview {
             active,
             expired,
@@ -147,6 +164,7 @@ impl SessionService {
         // Pages judge expiry, and may sort by last activity, in the database.
         self.store_pending_on(&mut conn)?;
         let sort = query.effective_sort();
+        let seek = &self.seek_by_id(seek)?;
         let mut q = queries::SessionQuery {
             state: Self::state_of(query.expired),
             cutoffs: self.cutoffs(self.now()),
@@ -177,7 +195,11 @@ impl SessionService {
             },
             |r| self.view(r, Some(&me.session_id)),
         );
-        Ok(SessionsPage { page, total, sort })
+        Ok(SessionsPage {
+            page: self.shown_page(page)?,
+            total,
+            sort,
+        })
     }
 
     /// A session, stored or ended, and its user's most recently ended sessions.
@@ -187,15 +209,15 @@ impl SessionService {
         session_id: Option<&SessionId>,
     ) -> Result<SessionDetail> {
         let mut conn = self.conn()?;
-        let session = self.find_any(&mut conn, session_id, &me.session_id)?;
+        let session = self.shown(self.find_any(&mut conn, session_id, &me.session_id)?)?;
         let filters = HistoryFilters {
             user_id: Some(session.user_id.clone()),
             end_reason: None,
         };
         let user_history = queries::history_page(&mut conn, &filters, &Seek::First, RECENT_SHOWN)?
             .into_iter()
-            .map(|r| self.view_ended(r, Some(&me.session_id)))
-            .collect();
+            .map(|r| self.shown(self.view_ended(r, Some(&me.session_id))))
+            .collect::<Result<_>>()?;
         Ok(SessionDetail {
             session,
             user_history,
@@ -211,19 +233,45 @@ impl SessionService {
         limit: i64,
     ) -> Result<Page<SessionView>> {
         let mut conn = self.conn()?;
-        let mut seek = seek.clone();
+        let mut seek = self.seek_by_id(seek)?;
         let mut rows = queries::history_page(&mut conn, filters, &seek, limit + 1)?;
         if rows.is_empty() && matches!(seek, Seek::Before(_)) {
             seek = Seek::First;
             rows = queries::history_page(&mut conn, filters, &seek, limit + 1)?;
         }
-        Ok(paged(
+        self.shown_page(paged(
             rows,
             &seek,
             limit,
             |r| (r.ended_at, r.session_id.clone()),
             |r| self.view_ended(r, Some(&me.session_id)),
         ))
+    }
+
+    /// A page as the console shows it: sessions by what listings show, keys by handle.
+    fn shown_page(&self, page: Page<SessionView>) -> Result<Page<SessionView>> {
+        let key = |k: Option<Key>| -> Result<Option<Key>> {
+            k.map(|(at, id)| Ok((at, self.shown_key_id(&id)?)))
+                .transpose()
+        };
+        Ok(Page {
+            rows: page
+                .rows
+                .into_iter()
+                .map(|v| self.shown(v))
+                .collect::<Result<_>>()?,
+            next: key(page.next)?,
+            previous: key(page.previous)?,
+        })
+    }
+
+    /// A page key from a link, its ID turned back from a handle.
+    fn seek_by_id(&self, seek: &Seek) -> Result<Seek> {
+        Ok(match seek {
+            Seek::First => Seek::First,
+            Seek::After((at, id)) => Seek::After((*at, self.key_id(id)?)),
+            Seek::Before((at, id)) => Seek::Before((*at, self.key_id(id)?)),
+        })
     }
 
     /// Ends one session (reason `deleted`): update right, or admin without department.
@@ -235,11 +283,11 @@ impl SessionService {
         if !me.can_end {
             return Err(self.refuse(me, "ending a session"));
         }
-        let id = session_id.ok_or(ServiceError::SessionNotFound)?;
+        let id = &self.target(session_id.ok_or(ServiceError::SessionNotFound)?)?;
         if !self.end(&mut *self.conn()?, id, EndReason::Deleted)? {
             return Err(ServiceError::SessionNotFound);
         }
-        log::info!("console: {} ended session {}", me.user_id, id);
+        console_event(me, "end_session", None, &format!("ended session {id}"));
         Ok(())
     }
 
@@ -249,9 +297,11 @@ impl SessionService {
             return Err(self.refuse(me, "ending a user's sessions"));
         }
         let ids = self.end_sessions_of_user(user_id, EndReason::Deleted)?;
-        log::info!(
-            "console: {} ended all {ids} sessions of {user_id} (deleted)",
-            me.user_id
+        console_event(
+            me,
+            "end_user_sessions",
+            Some(user_id.as_str()),
+            &format!("ended all {ids} sessions of the user (deleted)"),
         );
         Ok(ids)
     }
@@ -262,7 +312,12 @@ impl SessionService {
             return Err(self.refuse(me, "removing expired sessions"));
         }
         let n = self.remove_expired()?;
-        log::info!("console: {} removed {n} expired sessions", me.user_id);
+        console_event(
+            me,
+            "remove_expired",
+            None,
+            &format!("removed {n} expired sessions"),
+        );
         Ok(n)
     }
 
@@ -323,7 +378,27 @@ impl SessionService {
                 self.set_password(user_id, p, false)?;
             }
         }
-        log::info!("console: {} {} {user_id}", me.user_id, change.describe());
+        console_event(
+            me,
+            change.action(),
+            Some(user_id.as_str()),
+            &format!("{} {user_id}", change.describe()),
+        );
         Ok(())
     }
+}
+
+/// A console action as a security event, with the same fields as the CLI's (`event`,
+/// `actor`, `action`, `user`), so that one query of the logs finds both.
+fn console_event(me: &ConsoleUser, action: &str, user: Option<&str>, what: &str) {
+    log::info!(
+        target: SECURITY,
+        event = "console_admin",
+        actor = me.user_id.as_str(),
+        action = action,
+        user = user.unwrap_or("-"),
+        session = redact(&me.session_id).as_str();
+        "console: {} {what}",
+        me.user_id
+    );
 }

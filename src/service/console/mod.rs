@@ -17,8 +17,9 @@ use super::login_stats::MinuteCount;
 use super::{CallContext, Result, ServiceError, SessionService, SessionView};
 use crate::domain::{redact, ClientType, EndReason, Password, Right, SessionId, UserId};
 use crate::store::console::{self as queries, Grouping};
-use crate::store::sessions::{self, State};
+use crate::store::sessions::State;
 use crate::store::users::{self, UserRow};
+use crate::telemetry::SECURITY;
 
 pub use crate::store::console::{Direction, HistoryFilters, Key, Seek, SessionFilters, SortKey};
 
@@ -36,6 +37,8 @@ const RECENT_SHOWN: i64 = 10;
 pub struct ConsoleUser {
     pub user_id: String,
     session_id: String,
+    /// The CSRF token of this console session's forms.
+    csrf: String,
     /// Update right, or admin without department: end sessions, remove expired ones.
     pub can_end: bool,
     /// Admin without department: manage users.
@@ -43,10 +46,11 @@ pub struct ConsoleUser {
 }
 
 impl ConsoleUser {
-    fn of(caller: &Caller) -> Self {
+    fn of(caller: &Caller, csrf: String) -> Self {
         Self {
             user_id: caller.user.user_id.clone(),
             session_id: caller.session.session_id.clone(),
+            csrf,
             can_end: caller.can_update(),
             can_manage_users: caller.is_admin_without_department(),
         }
@@ -55,6 +59,18 @@ impl ConsoleUser {
     /// The console session's ID (the cookie's value); never log it whole.
     pub fn session_id(&self) -> &str {
         &self.session_id
+    }
+
+    /// The CSRF token its forms carry: an HMAC of the session ID under the instances' shared
+    /// secret, so nothing a listing shows computes it.
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+
+    /// True when `given` is this session's CSRF token, compared in constant time.
+    pub fn csrf_matches(&self, given: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        given.is_some_and(|g| bool::from(self.csrf.as_bytes().ct_eq(g.as_bytes())))
     }
 }
 
@@ -164,6 +180,18 @@ impl UserChange {
             UserChange::Grant(r) => format!("granted {r} to"),
             UserChange::Revoke(r) => format!("revoked {r} from"),
             UserChange::SetPassword(_) => "set the password of".into(),
+        }
+    }
+
+    /// The change's name in a security event's `action` field.
+    fn action(&self) -> &'static str {
+        match self {
+            UserChange::Disable => "disable",
+            UserChange::Enable => "enable",
+            UserChange::Unlock => "unlock",
+            UserChange::Grant(_) => "grant",
+            UserChange::Revoke(_) => "revoke",
+            UserChange::SetPassword(_) => "password",
         }
     }
 }
