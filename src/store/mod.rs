@@ -11,6 +11,7 @@
 //! that need a backend's own features (RETURNING, SQLite's `BEGIN IMMEDIATE`) are written once
 //! too, and expanded per backend by [`on_backend!`].
 
+mod backup;
 pub mod console;
 pub mod ends;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod users;
 
 mod pool;
 mod transaction;
+mod watchdog;
 pub use pool::{Manager, Pooled};
 pub(crate) use transaction::WriteTransaction;
 
@@ -29,7 +31,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +69,27 @@ macro_rules! on_backend {
 pub(crate) use on_backend;
 
 pub type Pool = r2d2::Pool<Manager>;
-pub type Conn = PooledConnection<Manager>;
+
+/// A connection checked out of the pool. On PostgreSQL it is under the watchdog's eye while
+/// out: silent for the database timeout, it is shut and then dropped by the pool.
+pub struct Conn {
+    // Declared first, dropped first: the watch ends before the connection goes back.
+    _armed: Option<watchdog::Armed>,
+    conn: PooledConnection<Manager>,
+}
+
+impl Deref for Conn {
+    type Target = Pooled;
+    fn deref(&self) -> &Pooled {
+        &self.conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Pooled {
+        &mut self.conn
+    }
+}
 
 /// The pool and which backend it talks to.
 #[derive(Clone)]
@@ -81,6 +103,8 @@ pub struct Store {
     target: String,
     /// Callers in `conn()` right now: r2d2 counts connections but not who waits for one.
     waiting: Arc<AtomicUsize>,
+    /// The database timeout: the longest any wait on the database may take.
+    timeout: Duration,
 }
 
 /// The pool's state for the metrics.
@@ -98,6 +122,9 @@ pub enum NotReady {
     Unreachable(String),
     #[error("database migrations pending: {0} not applied")]
     MigrationsPending(usize),
+    /// SQLite: the database file is gone (deleted or moved away while serving).
+    #[error("the database file {0} is missing")]
+    FileMissing(String),
 }
 
 impl Store {
@@ -114,10 +141,10 @@ impl Store {
             .max_size(pool_size)
             .min_idle(Some(0))
             .connection_timeout(timeout)
-            // On PostgreSQL a check-out test is a round trip per request; broken connections
-            // are caught by `has_broken` after a failed query instead. On SQLite it is one
-            // `stat` of the file, and a connection to a deleted file must not answer at all.
-            .test_on_check_out(database.backend == Backend::Sqlite)
+            // No round trip (see `Manager::is_valid`): on SQLite one `stat` of the file (a
+            // connection to a deleted file must not answer at all), on PostgreSQL two atomic
+            // reads (a connection shut by the watchdog or older than a failover).
+            .test_on_check_out(true)
             // The manager logs a failing connect once per outage; r2d2 would log every retry.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager.clone());
@@ -127,6 +154,7 @@ impl Store {
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
+            timeout,
         }
     }
 
@@ -143,7 +171,14 @@ impl Store {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let conn = self.pool.get();
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        conn
+        let conn = conn?;
+        let armed = conn
+            .fd
+            .map(|fd| watchdog::arm(fd, self.timeout, conn.killed.clone()));
+        Ok(Conn {
+            _armed: armed,
+            conn,
+        })
     }
 
     /// A connection of its own for the revocation reader, outside the pool: on PostgreSQL it
@@ -157,7 +192,7 @@ impl Store {
                 diesel::ConnectionError::BadConnection("the database file is read-only".into()),
             ));
         }
-        ends::Feed::new(pooled.conn, &self.target, pooled.file).map_err(r2d2::Error::QueryError)
+        ends::Feed::new(pooled, &self.target, self.timeout).map_err(r2d2::Error::QueryError)
     }
 
     pub fn pool_status(&self) -> PoolStatus {
@@ -178,6 +213,11 @@ impl Store {
             #[diesel(sql_type = diesel::sql_types::Text)]
             version: String,
         }
+        let is_file = !(self.target.starts_with("file:") || self.target == ":memory:");
+        if self.backend == Backend::Sqlite && is_file && pool::file_id(&self.target).is_none() {
+            return Err(NotReady::FileMissing(self.target.clone()));
+        }
+        // Bounded: the checkout by the pool's timeout, the read by the watchdog.
         let mut conn = self
             .conn()
             .map_err(|e| NotReady::Unreachable(e.to_string()))?;
@@ -342,22 +382,58 @@ fn is_read_only(error: &QueryError) -> bool {
     }
 }
 
-/// True when the error means the database cannot be reached, as opposed to a bad query.
+/// True when the error means the database cannot serve now, as opposed to a bad query: it
+/// cannot be reached, it does not take writes (a read-only PostgreSQL server, SQLSTATE 25006),
+/// or (SQLite) the file is locked, gone or its disk full.
+///
+/// A lost PostgreSQL connection or a read-only server also condemns every connection open now
+/// (see [`pool::drop_all_connections`]): the others lead to the same server.
 pub fn is_unavailable(error: &QueryError) -> bool {
     use diesel::result::DatabaseErrorKind;
+    let error = commit_error(error);
+    let QueryError::DatabaseError(kind, info) = error else {
+        return false;
+    };
+    let message = info.message();
+    // SQLite: the file is locked past busy_timeout, cannot be opened, is read-only or its disk
+    // is full (SQLITE_FULL: nothing was written, the transaction rolled back, the file is
+    // intact).
+    if message.contains("database is locked")
+        || message.contains("unable to open")
+        || is_read_only(error)
+    {
+        return true;
+    }
+    if is_disk_full(error) {
+        return true;
+    }
+    // PostgreSQL: the server went away mid-query, or is a standby or a fenced primary now.
+    let lost = matches!(
+        kind,
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::ReadOnlyTransaction
+    ) || message.contains("server closed the connection")
+        || message.contains("terminating connection")
+        || message.contains("read-only transaction")
+        || message.contains("connection");
+    if lost {
+        pool::drop_all_connections();
+    }
+    lost
+}
+
+/// The error of a failed commit rather than that of the rollback after it: the commit's says
+/// why (a full disk, a lost server).
+fn commit_error(error: &QueryError) -> &QueryError {
     match error {
-        QueryError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        QueryError::DatabaseError(_, info) => {
-            let message = info.message();
-            // SQLite: the file is locked past busy_timeout or cannot be opened; PostgreSQL: the
-            // server went away mid-query.
-            message.contains("database is locked")
-                || message.contains("unable to open")
-                || is_read_only(error)
-                || message.contains("server closed the connection")
-                || message.contains("terminating connection")
-                || message.contains("connection")
-        }
+        QueryError::RollbackErrorOnCommit { commit_error, .. } => commit_error,
+        e => e,
+    }
+}
+
+/// SQLite could not write because the disk (or the file system's quota) is full.
+pub fn is_disk_full(error: &QueryError) -> bool {
+    match commit_error(error) {
+        QueryError::DatabaseError(_, info) => info.message().contains("database or disk is full"),
         _ => false,
     }
 }

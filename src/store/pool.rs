@@ -16,6 +16,34 @@ pub struct Pooled {
     /// the connection: it serves one checkout and is dropped, so that writes resume as soon as
     /// the file is writable again.
     pub(super) read_only: bool,
+    /// PostgreSQL: the socket libpq opened, for the watchdog (see [`super::watchdog`]).
+    pub(super) fd: Option<std::os::fd::RawFd>,
+    /// Set by the watchdog when it shut the socket: the connection is never used again.
+    pub(super) killed: Arc<AtomicBool>,
+    /// [`stale_before`] when it was opened: a connection older than a failover is dropped.
+    pub(super) epoch: u64,
+}
+
+/// Connections opened before this count are dropped at their next checkout or return: a query
+/// found the server read-only (SQLSTATE 25006, a demoted or fenced primary) or the connection
+/// lost, which says the same of every other connection to that server. Process-wide: dropping
+/// a sound connection costs one reconnect, keeping a stale one costs failed calls.
+static STALE_BEFORE: AtomicU64 = AtomicU64::new(0);
+
+fn stale_before() -> u64 {
+    STALE_BEFORE.load(Ordering::SeqCst)
+}
+
+/// Every connection open now is dropped at its next checkout or return, and the revocation
+/// reader reconnects: after a failover the pool holds connections to a server that is gone or
+/// no longer takes writes, and each would fail one call before it is found out.
+pub(super) fn drop_all_connections() {
+    STALE_BEFORE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Whether a connection opened at `epoch` is older than the last failure that condemned all.
+pub(super) fn is_stale(epoch: u64) -> bool {
+    epoch < stale_before()
 }
 
 impl Deref for Pooled {
@@ -148,6 +176,9 @@ impl Manager {
             conn: DbConnection::Sqlite(conn),
             file,
             read_only,
+            fd: None,
+            killed: Arc::default(),
+            epoch: stale_before(),
         })
     }
 
@@ -156,13 +187,22 @@ impl Manager {
     /// one line.
     pub(super) fn open(&self) -> Result<Pooled, r2d2::Error> {
         match self.database.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.postgres_url())
-                .map(|conn| Pooled {
+            Backend::Postgres => {
+                let epoch = stale_before();
+                let url = self.postgres_url();
+                let (made, fd) = watchdog::new_socket(&self.database.postgres_ports(), || {
+                    diesel::PgConnection::establish(&url)
+                });
+                made.map(|conn| Pooled {
                     conn: DbConnection::Postgres(conn),
                     file: None,
                     read_only: false,
+                    fd,
+                    killed: Arc::default(),
+                    epoch,
                 })
-                .map_err(r2d2::Error::ConnectionError),
+                .map_err(r2d2::Error::ConnectionError)
+            }
             Backend::Sqlite => self.open_sqlite(),
         }
     }
@@ -219,8 +259,10 @@ impl ManageConnection for Manager {
         }
     }
 
-    /// On checkout, SQLite only (see [`Store::new`]): the path still names the file this
-    /// connection opened. One `stat`, no query.
+    /// On checkout, with no query: on SQLite the path still names the file this connection
+    /// opened (one `stat`); on PostgreSQL the connection was not shut by the watchdog and is
+    /// not older than a failover (two atomic reads: cheap enough for every request, where a
+    /// `SELECT 1` would be a round trip and pass on a read-only server anyway).
     fn is_valid(&self, conn: &mut Pooled) -> Result<(), r2d2::Error> {
         match self.database.backend {
             Backend::Sqlite
@@ -239,12 +281,20 @@ impl ManageConnection for Manager {
                 )),
             ),
             Backend::Sqlite => Ok(()),
-            Backend::Postgres => conn.conn.ping().map_err(r2d2::Error::QueryError),
+            Backend::Postgres if conn.killed.load(Ordering::SeqCst) || is_stale(conn.epoch) => Err(
+                r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                    "the connection timed out or its server failed over".into(),
+                )),
+            ),
+            Backend::Postgres => Ok(()),
         }
     }
 
     fn has_broken(&self, conn: &mut Pooled) -> bool {
-        conn.read_only || conn.conn.is_broken()
+        conn.read_only
+            || conn.killed.load(Ordering::SeqCst)
+            || is_stale(conn.epoch)
+            || conn.conn.is_broken()
     }
 }
 
