@@ -82,11 +82,8 @@ impl Feed {
             path: path.to_owned(),
             timeout,
         };
+        let _watch = feed.conn.watch(timeout);
         if let DbConnection::Postgres(c) = &mut feed.conn.conn {
-            let _watch = feed
-                .conn
-                .fd
-                .map(|fd| super::watchdog::arm(fd, timeout, feed.conn.killed.clone()));
             c.batch_execute(&format!(
                 "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
             ))?;
@@ -101,9 +98,7 @@ impl Feed {
     /// Puts the reads of one turn under the watchdog: a silent link ends them within the
     /// database timeout. Dropped before [`Feed::wait`], which waits on purpose.
     pub fn watch(&self) -> Option<super::watchdog::Armed> {
-        self.conn
-            .fd
-            .map(|fd| super::watchdog::arm(fd, self.timeout, self.conn.killed.clone()))
+        self.conn.watch(self.timeout)
     }
 
     /// An error when this connection must be given up for another: the watchdog shut it, a
@@ -111,9 +106,7 @@ impl Feed {
     /// takes writes (a demoted or fenced primary, a standby): the ends are written on the new
     /// primary, and a reader left here would never see them.
     pub fn check(&mut self) -> QueryResult<()> {
-        if self.conn.killed.load(std::sync::atomic::Ordering::SeqCst)
-            || super::pool::is_stale(self.conn.epoch)
-        {
+        if self.conn.condemned() {
             return Err(lost("the connection timed out or its server failed over"));
         }
         if let DbConnection::Postgres(c) = &mut self.conn.conn {

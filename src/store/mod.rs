@@ -70,6 +70,9 @@ pub(crate) use on_backend;
 
 pub type Pool = r2d2::Pool<Manager>;
 
+/// How long a call waits for a connection while the link to the database is known silent.
+const SILENT_LINK_WAIT: Duration = Duration::from_millis(100);
+
 /// A connection checked out of the pool. On PostgreSQL it is under the watchdog's eye while
 /// out: silent for the database timeout, it is shut and then dropped by the pool.
 pub struct Conn {
@@ -136,6 +139,7 @@ impl Store {
             busy_timeout: timeout,
             down: Arc::new(AtomicBool::new(false)),
             read_only: Arc::new(AtomicBool::new(false)),
+            link: Arc::default(),
         };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
@@ -167,14 +171,27 @@ impl Store {
         self.backend == Backend::Sqlite
     }
 
+    /// A connection, waiting at most the database timeout for one, in slices of
+    /// [`SILENT_LINK_WAIT`]: once the link is known silent (a connection went unanswered and
+    /// none was made since) the wait ends with the slice. A call that already waited elsewhere
+    /// (a login for its turn, behind logins held by the silent link) must not wait the whole
+    /// timeout again. The pool still tries to connect meanwhile, so the service is back as
+    /// soon as the link is.
     pub fn conn(&self) -> Result<Conn, r2d2::PoolError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let conn = self.pool.get();
+        let started = std::time::Instant::now();
+        let conn = loop {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            let slice = left.min(SILENT_LINK_WAIT);
+            match self.pool.get_timeout(slice) {
+                Ok(conn) => break Ok(conn),
+                Err(e) if left <= slice || self.manager.link.is_silent() => break Err(e),
+                Err(_) => {}
+            }
+        };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let conn = conn?;
-        let armed = conn
-            .fd
-            .map(|fd| watchdog::arm(fd, self.timeout, conn.killed.clone()));
+        let armed = conn.watch(self.timeout);
         Ok(Conn {
             _armed: armed,
             conn,

@@ -22,6 +22,26 @@ pub struct Pooled {
     pub(super) killed: Arc<AtomicBool>,
     /// [`stale_before`] when it was opened: a connection older than a failover is dropped.
     pub(super) epoch: u64,
+    /// Its pool's link, and the link's epoch when it was opened: a connection older than a
+    /// silence of the link is dropped.
+    pub(super) link: Arc<watchdog::Link>,
+    pub(super) link_epoch: u64,
+}
+
+impl Pooled {
+    /// Puts the connection under the watchdog until the result is dropped (PostgreSQL).
+    pub(super) fn watch(&self, limit: Duration) -> Option<watchdog::Armed> {
+        self.fd
+            .map(|fd| watchdog::arm(fd, limit, self.killed.clone(), self.link.clone()))
+    }
+
+    /// Shut by the watchdog, or older than a failover or a silence of its link: never used
+    /// again.
+    pub(super) fn condemned(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+            || is_stale(self.epoch)
+            || self.link_epoch < self.link.epoch()
+    }
 }
 
 /// Connections opened before this count are dropped at their next checkout or return: a query
@@ -123,6 +143,8 @@ pub struct Manager {
     pub(super) down: Arc<AtomicBool>,
     /// Set while SQLite opens the file read-only; logged once too.
     pub(super) read_only: Arc<AtomicBool>,
+    /// PostgreSQL: whether the link went silent (see [`watchdog::Link`]).
+    pub(super) link: Arc<watchdog::Link>,
 }
 
 impl Manager {
@@ -179,6 +201,8 @@ impl Manager {
             fd: None,
             killed: Arc::default(),
             epoch: stale_before(),
+            link: self.link.clone(),
+            link_epoch: self.link.epoch(),
         })
     }
 
@@ -188,7 +212,7 @@ impl Manager {
     pub(super) fn open(&self) -> Result<Pooled, r2d2::Error> {
         match self.database.backend {
             Backend::Postgres => {
-                let epoch = stale_before();
+                let (epoch, link_epoch) = (stale_before(), self.link.epoch());
                 let url = self.postgres_url();
                 let (made, fd) = watchdog::new_socket(&self.database.postgres_ports(), || {
                     diesel::PgConnection::establish(&url)
@@ -200,6 +224,8 @@ impl Manager {
                     fd,
                     killed: Arc::default(),
                     epoch,
+                    link: self.link.clone(),
+                    link_epoch,
                 })
                 .map_err(r2d2::Error::ConnectionError)
             }
@@ -241,6 +267,7 @@ impl ManageConnection for Manager {
         match self.open() {
             Ok(conn) => {
                 self.report_up();
+                self.link.answered();
                 Ok(conn)
             }
             Err(e) => {
@@ -281,20 +308,17 @@ impl ManageConnection for Manager {
                 )),
             ),
             Backend::Sqlite => Ok(()),
-            Backend::Postgres if conn.killed.load(Ordering::SeqCst) || is_stale(conn.epoch) => Err(
-                r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+            Backend::Postgres if conn.condemned() => Err(r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection(
                     "the connection timed out or its server failed over".into(),
-                )),
-            ),
+                ),
+            )),
             Backend::Postgres => Ok(()),
         }
     }
 
     fn has_broken(&self, conn: &mut Pooled) -> bool {
-        conn.read_only
-            || conn.killed.load(Ordering::SeqCst)
-            || is_stale(conn.epoch)
-            || conn.conn.is_broken()
+        conn.read_only || conn.condemned() || conn.conn.is_broken()
     }
 }
 

@@ -24,6 +24,46 @@ struct Watch {
     deadline: Instant,
     limit: Duration,
     killed: Arc<AtomicBool>,
+    link: Arc<Link>,
+}
+
+/// What a pool knows of its link to the database. A connection that went silent says the same
+/// of the others, which lead over the same link: they are all dropped, and until a new
+/// connection is made the pool does not wait the database timeout for one (see
+/// `Store::conn`), so that no call waits twice.
+#[derive(Debug, Default)]
+pub struct Link {
+    /// Connections opened before this count went silent with the link.
+    stale_before: AtomicU64,
+    silent: AtomicBool,
+}
+
+impl Link {
+    pub fn epoch(&self) -> u64 {
+        self.stale_before.load(Ordering::SeqCst)
+    }
+
+    pub fn is_silent(&self) -> bool {
+        self.silent.load(Ordering::SeqCst)
+    }
+
+    /// A connection was made: the link answers.
+    pub fn answered(&self) {
+        if self.silent.swap(false, Ordering::SeqCst) {
+            log::info!("the database answers again");
+        }
+    }
+
+    fn went_silent(&self, limit: Duration) {
+        self.stale_before.fetch_add(1, Ordering::SeqCst);
+        if !self.silent.swap(true, Ordering::SeqCst) {
+            log::error!(
+                "no answer from the database for {} ms: its connections are dropped and calls \
+                 answer SERVICE_UNAVAILABLE until it answers again",
+                limit.as_millis()
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,10 +107,7 @@ impl Watchdog {
             // and still that connection's socket.
             unsafe { libc::shutdown(w.fd, libc::SHUT_RDWR) };
             w.killed.store(true, Ordering::SeqCst);
-            log::warn!(
-                "no answer from the database for {} ms: the connection is dropped",
-                w.limit.as_millis()
-            );
+            w.link.went_silent(w.limit);
             false
         });
     }
@@ -110,9 +147,9 @@ impl Drop for Armed {
     }
 }
 
-/// Watches the socket `fd` from now: silent for `limit` after that, it is shut down and
-/// `killed` set.
-pub fn arm(fd: RawFd, limit: Duration, killed: Arc<AtomicBool>) -> Armed {
+/// Watches the socket `fd` from now: silent for `limit` after that, it is shut down, `killed`
+/// set and the `link` told.
+pub fn arm(fd: RawFd, limit: Duration, killed: Arc<AtomicBool>, link: Arc<Link>) -> Armed {
     let dog = watchdog();
     let id = dog.next.fetch_add(1, Ordering::Relaxed);
     dog.watches
@@ -125,6 +162,7 @@ pub fn arm(fd: RawFd, limit: Duration, killed: Arc<AtomicBool>) -> Armed {
                 deadline: Instant::now() + limit,
                 limit,
                 killed,
+                link,
             },
         );
     Armed(id)
@@ -212,7 +250,8 @@ mod tests {
         let _server = listener.accept().unwrap();
         let killed = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let _armed = arm(fd, Duration::from_millis(300), killed.clone());
+        let link = Arc::new(Link::default());
+        let _armed = arm(fd, Duration::from_millis(300), killed.clone(), link.clone());
         // The server never writes: without the watchdog this read would wait forever.
         let n = stream.read(&mut [0u8; 16]).unwrap_or(0);
         assert_eq!(n, 0);
@@ -220,6 +259,9 @@ mod tests {
         assert!(took >= Duration::from_millis(300), "{took:?}");
         assert!(took < Duration::from_millis(1300), "{took:?}");
         assert!(killed.load(Ordering::SeqCst));
+        assert!(link.is_silent() && link.epoch() == 1);
+        link.answered();
+        assert!(!link.is_silent());
     }
 
     #[test]
@@ -234,6 +276,7 @@ mod tests {
             stream.as_raw_fd(),
             Duration::from_millis(100),
             killed.clone(),
+            Arc::default(),
         ));
         std::thread::sleep(Duration::from_millis(400));
         assert!(!killed.load(Ordering::SeqCst));

@@ -111,7 +111,7 @@ fn a_silent_link_bounds_every_call_and_readyz_and_the_service_comes_back_by_itse
         .map(|id| {
             let app = app.clone();
             std::thread::spawn(move || {
-                app.call("getSessionInfo", &[("sessionId", &id)])
+                app.call("getCurrentSession", &[("sessionId", &id)])
                     .assert_ok();
             })
         })
@@ -139,6 +139,14 @@ fn a_silent_link_bounds_every_call_and_readyz_and_the_service_comes_back_by_itse
             })
         })
         .collect();
+    // The first probe after the cut, beside them (it waited 120 s and more before).
+    let probe = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (app.get("/readyz").status, started.elapsed())
+        })
+    };
     let mut slowest = Duration::ZERO;
     for call in calls {
         let (took, r) = call.join().unwrap();
@@ -147,6 +155,9 @@ fn a_silent_link_bounds_every_call_and_readyz_and_the_service_comes_back_by_itse
         assert!(took < BOUND, "a call took {took:?} over a silent link");
         slowest = slowest.max(took);
     }
+    let (status, first_probe) = probe.join().unwrap();
+    assert_eq!(status, 503);
+    assert!(first_probe < BOUND, "the first readyz took {first_probe:?}");
     let started = Instant::now();
     let ready = app.get("/readyz");
     let readyz_took = started.elapsed();
@@ -178,7 +189,7 @@ fn a_silent_link_bounds_every_call_and_readyz_and_the_service_comes_back_by_itse
     let id = app.get_session("alice", "pw");
     assert!(app.validate(&id));
     eprintln!(
-        "silent link: slowest call {slowest:?}, readyz {readyz_took:?}, frozen {frozen_for:?}, \
-         back {back:?} after the link returned"
+        "silent link: slowest call {slowest:?}, first readyz {first_probe:?}, next readyz \
+         {readyz_took:?}, frozen {frozen_for:?}, back {back:?} after the link returned"
     );
 }
