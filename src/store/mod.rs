@@ -31,7 +31,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,6 +191,7 @@ impl Store {
         };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let conn = conn?;
+        pool::using(&self.manager.link);
         let armed = conn.watch(self.timeout);
         Ok(Conn {
             _armed: armed,

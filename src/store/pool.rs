@@ -20,10 +20,8 @@ pub struct Pooled {
     pub(super) fd: Option<std::os::fd::RawFd>,
     /// Set by the watchdog when it shut the socket: the connection is never used again.
     pub(super) killed: Arc<AtomicBool>,
-    /// [`stale_before`] when it was opened: a connection older than a failover is dropped.
-    pub(super) epoch: u64,
     /// Its pool's link, and the link's epoch when it was opened: a connection older than a
-    /// silence of the link is dropped.
+    /// silence of the link or a failover is dropped.
     pub(super) link: Arc<watchdog::Link>,
     pub(super) link_epoch: u64,
 }
@@ -38,32 +36,33 @@ impl Pooled {
     /// Shut by the watchdog, or older than a failover or a silence of its link: never used
     /// again.
     pub(super) fn condemned(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
-            || is_stale(self.epoch)
-            || self.link_epoch < self.link.epoch()
+        self.killed.load(Ordering::SeqCst) || self.link_epoch < self.link.epoch()
     }
 }
 
-/// Connections opened before this count are dropped at their next checkout or return: a query
-/// found the server read-only (SQLSTATE 25006, a demoted or fenced primary) or the connection
-/// lost, which says the same of every other connection to that server. Process-wide: dropping
-/// a sound connection costs one reconnect, keeping a stale one costs failed calls.
-static STALE_BEFORE: AtomicU64 = AtomicU64::new(0);
-
-fn stale_before() -> u64 {
-    STALE_BEFORE.load(Ordering::SeqCst)
+thread_local! {
+    /// The link of the pool this thread last took a connection from: the one whose
+    /// connection failed when a query's error is judged (see [`drop_all_connections`]).
+    static LAST_LINK: std::cell::RefCell<std::sync::Weak<watchdog::Link>> =
+        std::cell::RefCell::new(std::sync::Weak::new());
 }
 
-/// Every connection open now is dropped at its next checkout or return, and the revocation
-/// reader reconnects: after a failover the pool holds connections to a server that is gone or
-/// no longer takes writes, and each would fail one call before it is found out.
+/// Remembers the pool this thread now uses a connection of.
+pub(super) fn using(link: &Arc<watchdog::Link>) {
+    LAST_LINK.with(|l| *l.borrow_mut() = Arc::downgrade(link));
+}
+
+/// Every connection of the pool this thread last used is dropped at its next checkout or
+/// return, and its revocation reader reconnects: a query found the server read-only (SQLSTATE
+/// 25006, a demoted or fenced primary) or the connection lost, and after a failover the pool
+/// holds connections to a server that is gone or no longer takes writes, each of which would
+/// fail one call before it is found out. Dropping a sound one costs a reconnect.
 pub(super) fn drop_all_connections() {
-    STALE_BEFORE.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Whether a connection opened at `epoch` is older than the last failure that condemned all.
-pub(super) fn is_stale(epoch: u64) -> bool {
-    epoch < stale_before()
+    LAST_LINK.with(|l| {
+        if let Some(link) = l.borrow().upgrade() {
+            link.condemn();
+        }
+    });
 }
 
 impl Deref for Pooled {
@@ -200,7 +199,6 @@ impl Manager {
             read_only,
             fd: None,
             killed: Arc::default(),
-            epoch: stale_before(),
             link: self.link.clone(),
             link_epoch: self.link.epoch(),
         })
@@ -212,7 +210,7 @@ impl Manager {
     pub(super) fn open(&self) -> Result<Pooled, r2d2::Error> {
         match self.database.backend {
             Backend::Postgres => {
-                let (epoch, link_epoch) = (stale_before(), self.link.epoch());
+                let link_epoch = self.link.epoch();
                 let url = self.postgres_url();
                 let (made, fd) = watchdog::new_socket(&self.database.postgres_ports(), || {
                     diesel::PgConnection::establish(&url)
@@ -223,7 +221,6 @@ impl Manager {
                     read_only: false,
                     fd,
                     killed: Arc::default(),
-                    epoch,
                     link: self.link.clone(),
                     link_epoch,
                 })

@@ -33,7 +33,8 @@ struct Watch {
 /// `Store::conn`), so that no call waits twice.
 #[derive(Debug, Default)]
 pub struct Link {
-    /// Connections opened before this count went silent with the link.
+    /// Connections opened before this count went silent with the link, or led to a server
+    /// that failed over.
     stale_before: AtomicU64,
     silent: AtomicBool,
 }
@@ -54,8 +55,13 @@ impl Link {
         }
     }
 
-    fn went_silent(&self, limit: Duration) {
+    /// Every connection open now is to be dropped (a failover).
+    pub fn condemn(&self) {
         self.stale_before.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn went_silent(&self, limit: Duration) {
+        self.condemn();
         if !self.silent.swap(true, Ordering::SeqCst) {
             log::error!(
                 "no answer from the database for {} ms: its connections are dropped and calls \
