@@ -44,7 +44,7 @@ thread_local! {
     /// The link of the pool this thread last took a connection from: the one whose
     /// connection failed when a query's error is judged (see [`drop_all_connections`]).
     static LAST_LINK: std::cell::RefCell<std::sync::Weak<watchdog::Link>> =
-        std::cell::RefCell::new(std::sync::Weak::new());
+        const { std::cell::RefCell::new(std::sync::Weak::new()) };
 }
 
 /// Remembers the pool this thread now uses a connection of.
