@@ -108,12 +108,13 @@ impl Watchdog {
                 w.deadline = now + (w.limit - quiet);
                 return true;
             }
+            // Marked first, so that whoever wakes from the shut socket finds it marked.
+            w.killed.store(true, Ordering::SeqCst);
+            w.link.went_silent(w.limit);
             // SAFETY: the fd belongs to a connection that is checked out (the watch is removed,
             // under this lock, before the connection goes back or is closed), so it is open
             // and still that connection's socket.
             unsafe { libc::shutdown(w.fd, libc::SHUT_RDWR) };
-            w.killed.store(true, Ordering::SeqCst);
-            w.link.went_silent(w.limit);
             false
         });
     }
