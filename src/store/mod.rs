@@ -140,6 +140,7 @@ impl Store {
             down: Arc::new(AtomicBool::new(false)),
             read_only: Arc::new(AtomicBool::new(false)),
             link: Arc::default(),
+            connecting: Arc::default(),
         };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)

@@ -144,6 +144,8 @@ pub struct Manager {
     pub(super) read_only: Arc<AtomicBool>,
     /// PostgreSQL: whether the link went silent (see [`watchdog::Link`]).
     pub(super) link: Arc<watchdog::Link>,
+    /// PostgreSQL: one connect at a time, so the watchdog can tell which socket is whose.
+    pub(super) connecting: Arc<std::sync::Mutex<()>>,
 }
 
 impl Manager {
@@ -212,9 +214,10 @@ impl Manager {
             Backend::Postgres => {
                 let link_epoch = self.link.epoch();
                 let url = self.postgres_url();
-                let (made, fd) = watchdog::new_socket(&self.database.postgres_ports(), || {
-                    diesel::PgConnection::establish(&url)
-                });
+                let (made, fd) =
+                    watchdog::new_socket(&self.database.postgres_ports(), &self.connecting, || {
+                        diesel::PgConnection::establish(&url)
+                    });
                 made.map(|conn| Pooled {
                     conn: DbConnection::Postgres(conn),
                     file: None,

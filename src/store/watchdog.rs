@@ -176,13 +176,17 @@ pub fn arm(fd: RawFd, limit: Duration, killed: Arc<AtomicBool>, link: Arc<Link>)
 }
 
 /// The socket libpq opened while `establish` ran: the one new socket whose peer port is one of
-/// `ports`. `None` when it cannot be told (no /proc, or several candidates because another
-/// thread connected to the same port meanwhile): that connection goes unwatched and relies on
-/// the kernel's keepalives.
-pub fn new_socket<T>(ports: &[u16], establish: impl FnOnce() -> T) -> (T, Option<RawFd>) {
-    // One connect at a time, so that two connects never see each other's socket.
-    static CONNECTING: Mutex<()> = Mutex::new(());
-    let _one = CONNECTING.lock().unwrap_or_else(|e| e.into_inner());
+/// `ports`. `None` when it cannot be told (no /proc, or several candidates because something
+/// else connected to the same port meanwhile): that connection goes unwatched and relies on
+/// the kernel's keepalives. `one_at_a_time` is the pool's: its connects never see each
+/// other's socket. (Not process-wide: a connect hanging on one database must not hold up
+/// another's.)
+pub fn new_socket<T>(
+    ports: &[u16],
+    one_at_a_time: &Mutex<()>,
+    establish: impl FnOnce() -> T,
+) -> (T, Option<RawFd>) {
+    let _one = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
     let before = sockets();
     let made = establish();
     let (Some(before), Some(after)) = (before, sockets()) else {
@@ -251,7 +255,9 @@ mod tests {
     fn a_silent_socket_is_shut_down_at_its_deadline_and_its_read_ends() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (stream, fd) = new_socket(&[port], || TcpStream::connect(("127.0.0.1", port)));
+        let (stream, fd) = new_socket(&[port], &Mutex::new(()), || {
+            TcpStream::connect(("127.0.0.1", port))
+        });
         let mut stream = stream.unwrap();
         let fd = fd.expect("the new socket is found");
         let _server = listener.accept().unwrap();
