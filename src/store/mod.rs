@@ -464,6 +464,36 @@ pub use diesel::r2d2::PoolError;
 mod tests {
     use super::*;
 
+    fn db_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> QueryError {
+        QueryError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_read_only_server_a_lost_connection_and_a_full_disk_are_unavailable_not_internal() {
+        use diesel::result::DatabaseErrorKind as Kind;
+        let read_only = db_error(
+            Kind::ReadOnlyTransaction,
+            "cannot execute INSERT in a read-only transaction",
+        );
+        assert!(is_unavailable(&read_only));
+        assert!(is_unavailable(&db_error(
+            Kind::ClosedConnection,
+            "server closed the connection unexpectedly"
+        )));
+        let full = db_error(Kind::Unknown, "database or disk is full");
+        assert!(is_disk_full(&full) && is_unavailable(&full));
+        // Also when the commit failed and the rollback after it did too.
+        let on_commit = QueryError::RollbackErrorOnCommit {
+            rollback_error: Box::new(db_error(Kind::Unknown, "no transaction is active")),
+            commit_error: Box::new(full),
+        };
+        assert!(is_disk_full(&on_commit) && is_unavailable(&on_commit));
+        assert!(!is_unavailable(&db_error(
+            Kind::UniqueViolation,
+            "UNIQUE constraint failed: users.user_id"
+        )));
+    }
+
     #[test]
     fn libpq_messages_are_folded_into_one_line() {
         let message =
