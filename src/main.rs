@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sessiond::config::Config;
 use sessiond::service::clock::SystemClock;
-use sessiond::startup::{open_migrated_service, open_service, Application};
+use sessiond::startup::{backup, open_migrated_service, open_service, Application};
 use sessiond::telemetry;
 
 mod verbs;
@@ -36,6 +36,14 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit
     Migrate,
+    /// Write a consistent copy of the SQLite database to FILE (owner-only) while it serves
+    Backup {
+        /// Where the copy goes; refused if it exists, unless --force
+        file: PathBuf,
+        /// Overwrite FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
@@ -189,6 +197,15 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         Command::Migrate => {
             open_migrated_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             println!("database is up to date");
+            Ok(())
+        }
+        Command::Backup { file, force } => {
+            let bytes = backup(&config, &file, force)?;
+            println!(
+                "backed up {} to {} ({bytes} bytes)",
+                config.database.describe(),
+                file.display()
+            );
             Ok(())
         }
         Command::User(cmd) => {

@@ -52,26 +52,86 @@ impl DatabaseUrl {
     }
 
     /// The database as the log and error messages name it, never with a password: the SQLite
-    /// file path, or PostgreSQL's user, host, port and database (the URL without its password
-    /// and its parameters, which may hold one too).
+    /// file path, or PostgreSQL's user, every host (with its port when given) and database
+    /// (the URL without its password and its parameters, which may hold one too).
     pub fn describe(&self) -> String {
         match self.backend {
             Backend::Sqlite => format!("SQLite {}", self.target),
-            Backend::Postgres => match url::Url::parse(&self.target) {
-                Ok(u) => {
-                    let user = match u.username() {
-                        "" => String::new(),
-                        user => format!("{user}@"),
-                    };
-                    let host = u.host_str().unwrap_or("");
-                    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-                    let db = u.path().trim_start_matches('/');
-                    format!("PostgreSQL {user}{host}{port}/{db}")
-                }
-                Err(_) => "PostgreSQL (a URL that does not parse)".to_owned(),
-            },
+            Backend::Postgres => {
+                let parts = PostgresParts::of(&self.target);
+                let user = match parts.user {
+                    "" => String::new(),
+                    user => format!("{user}@"),
+                };
+                format!(
+                    "PostgreSQL {user}{}/{}",
+                    parts.hosts.join(","),
+                    parts.database
+                )
+            }
         }
     }
+
+    /// The TCP ports of the PostgreSQL hosts the URL names (libpq's 5432 when none is given):
+    /// how the store tells its own database sockets from the others of the process.
+    pub fn postgres_ports(&self) -> Vec<u16> {
+        let parts = PostgresParts::of(&self.target);
+        let default = query_param(&self.target, "port")
+            .and_then(|p| p.split(',').next()?.parse().ok())
+            .unwrap_or(5432);
+        let mut ports: Vec<u16> = parts
+            .hosts
+            .iter()
+            .map(|h| port_of(h).unwrap_or(default))
+            .collect();
+        if ports.is_empty() {
+            ports.push(default);
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
+/// The pieces of a PostgreSQL URL that may be shown. Hand-split: the `url` crate takes one host
+/// only, and libpq's URLs may list several (`postgres://u@h1:5432,h2:5432/db`).
+struct PostgresParts<'a> {
+    user: &'a str,
+    hosts: Vec<&'a str>,
+    database: &'a str,
+}
+
+impl<'a> PostgresParts<'a> {
+    fn of(url: &'a str) -> Self {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostlist) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let user = userinfo.split(':').next().unwrap_or("");
+        let hosts = hostlist.split(',').filter(|h| !h.is_empty()).collect();
+        Self {
+            user,
+            hosts,
+            database,
+        }
+    }
+}
+
+/// The port of `host:port` or `[v6]:port`, if it says one.
+fn port_of(host: &str) -> Option<u16> {
+    let after = match host.rfind(']') {
+        Some(i) => &host[i + 1..],
+        None => host,
+    };
+    after.rsplit_once(':')?.1.parse().ok()
+}
+
+/// A query parameter's value as written (not percent-decoded).
+fn query_param<'a>(url: &'a str, key: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// How log records are written to standard error.
@@ -122,5 +182,17 @@ mod tests {
         assert_eq!(bare.describe(), "PostgreSQL localhost/s");
         let lite = DatabaseUrl::parse("sqlite:///var/lib/s.db").unwrap();
         assert_eq!(lite.describe(), "SQLite /var/lib/s.db");
+    }
+
+    #[test]
+    fn several_postgres_hosts_are_all_named_and_their_ports_known() {
+        let pg = DatabaseUrl::parse(
+            "postgres://app:pw@h1:5433,h2,[::1]:6000/s?target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(pg.describe(), "PostgreSQL app@h1:5433,h2,[::1]:6000/s");
+        assert_eq!(pg.postgres_ports(), vec![5432, 5433, 6000]);
+        let one = DatabaseUrl::parse("postgres://h/s?port=7000").unwrap();
+        assert_eq!(one.postgres_ports(), vec![7000]);
     }
 }

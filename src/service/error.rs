@@ -52,7 +52,10 @@ impl ServiceError {
 
 impl From<store::QueryError> for ServiceError {
     fn from(e: store::QueryError) -> Self {
-        if store::is_unavailable(&e) {
+        if store::is_disk_full(&e) {
+            log::error!("the disk holding the database is full: writes answer SERVICE_UNAVAILABLE until there is space ({e})");
+            ServiceError::Unavailable
+        } else if store::is_unavailable(&e) {
             log::error!("database unavailable: {e}");
             ServiceError::Unavailable
         } else {

@@ -62,6 +62,7 @@ impl SessionService {
         }
         match sessions::open(&mut conn, row, cap, self.latest_activity())? {
             Opened::Stored { evicted } => {
+                self.telemetry.session_opened();
                 self.cache
                     .revoke(evicted.iter().map(|r| r.session_id.as_str()));
                 for record in evicted {

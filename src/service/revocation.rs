@@ -50,19 +50,24 @@ impl SessionService {
     /// caller drops the feed and opens another one after a pause.
     pub fn follow_revocations_once(&self, feed: &mut Feed, lag: Duration) -> bool {
         let started = Instant::now();
-        let turn = self.read_log(feed.conn()).map(|()| {
-            let mut pos = self.lock_position();
-            if pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
-                pos.trimmed_at = Some(Instant::now());
-                drop(pos);
-                // Housekeeping, a write: under a long write (a removal of a million on SQLite)
-                // it may wait past the busy timeout. That says nothing of what was read, so it
-                // does not clear the cache; the next trim tries again.
-                if let Err(e) = ends::trim(feed.conn()) {
-                    log::debug!("revocation log: trim failed, tried again later: {e}");
+        let watch = feed.watch();
+        let turn = feed
+            .check()
+            .and_then(|()| self.read_log(feed.conn()))
+            .map(|()| {
+                let mut pos = self.lock_position();
+                if pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
+                    pos.trimmed_at = Some(Instant::now());
+                    drop(pos);
+                    // Housekeeping, a write: under a long write (a removal of a million on SQLite)
+                    // it may wait past the busy timeout. That says nothing of what was read, so it
+                    // does not clear the cache; the next trim tries again.
+                    if let Err(e) = ends::trim(feed.conn()) {
+                        log::debug!("revocation log: trim failed, tried again later: {e}");
+                    }
                 }
-            }
-        });
+            });
+        drop(watch);
         // Half the lag between reads: an end whose notification was lost (or, on SQLite, that
         // no notification announces) is read well within the lag.
         let turn = turn.and_then(|()| {

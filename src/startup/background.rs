@@ -29,7 +29,9 @@ pub(super) fn spawn_background(
         }
     });
     let gauge = telemetry.clone();
-    spawn_every(
+    // Counted at once, then every refresh: a gauge of 0 for the first interval after a start
+    // would tell a dashboard that every session was lost.
+    spawn_every_from_start(
         service,
         ACTIVE_SESSIONS_REFRESH,
         "count active sessions",
@@ -81,10 +83,32 @@ fn spawn_every(
     what: &'static str,
     task: impl Fn(&SessionService) -> Result<(), ServiceError> + Clone + Send + 'static,
 ) {
+    spawn_ticking(service, every, what, false, task)
+}
+
+/// As [`spawn_every`], with the first run at once rather than one interval in.
+fn spawn_every_from_start(
+    service: &Arc<SessionService>,
+    every: Duration,
+    what: &'static str,
+    task: impl Fn(&SessionService) -> Result<(), ServiceError> + Clone + Send + 'static,
+) {
+    spawn_ticking(service, every, what, true, task)
+}
+
+fn spawn_ticking(
+    service: &Arc<SessionService>,
+    every: Duration,
+    what: &'static str,
+    at_once: bool,
+    task: impl Fn(&SessionService) -> Result<(), ServiceError> + Clone + Send + 'static,
+) {
     let service = service.clone();
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(every);
-        ticks.tick().await;
+        if !at_once {
+            ticks.tick().await;
+        }
         loop {
             ticks.tick().await;
             let s = service.clone();

@@ -86,6 +86,13 @@ pub enum StartupError {
     },
 }
 
+/// `sessiond backup`: a consistent copy of the SQLite database at `dest`, taken while the
+/// service may be serving; the database is neither migrated nor changed. Returns the copy's
+/// size in bytes.
+pub fn backup(config: &Config, dest: &std::path::Path, force: bool) -> Result<u64, String> {
+    Store::new(&config.database, 1, config.db_timeout).backup(dest, force)
+}
+
 /// The store and the service for a CLI verb: a fresh database is made current, one whose
 /// migrations are behind is refused (docs/behaviour.md §5), so that `user list` never migrates
 /// a schema that older instances may still be serving.

@@ -66,33 +66,64 @@ pub fn trim(conn: &mut DbConnection) -> QueryResult<usize> {
 
 /// The revocation reader's own connection.
 pub struct Feed {
-    conn: DbConnection,
-    /// SQLite: the path and the file (device, inode) the connection opened. A file removed or
-    /// replaced goes on answering from the old one, which no writer writes any more.
-    file: Option<(String, Option<(u64, u64)>)>,
+    conn: super::Pooled,
+    /// SQLite: the path the connection opened. A file removed or replaced goes on answering
+    /// from the old one, which no writer writes any more.
+    path: String,
+    /// The database timeout: the longest a turn's reads may wait (see [`Feed::watch`]).
+    timeout: Duration,
 }
 
 impl Feed {
     /// On PostgreSQL, listens on [`CHANNEL`] and names the connection [`APPLICATION_NAME`].
-    pub(super) fn new(
-        mut conn: DbConnection,
-        path: &str,
-        file: Option<(u64, u64)>,
-    ) -> QueryResult<Self> {
-        let file = match &mut conn {
-            DbConnection::Postgres(c) => {
-                c.batch_execute(&format!(
-                    "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
-                ))?;
-                None
-            }
-            DbConnection::Sqlite(_) => Some((path.to_owned(), file)),
+    pub(super) fn new(conn: super::Pooled, path: &str, timeout: Duration) -> QueryResult<Self> {
+        let mut feed = Self {
+            conn,
+            path: path.to_owned(),
+            timeout,
         };
-        Ok(Self { conn, file })
+        let _watch = feed.conn.watch(timeout);
+        if let DbConnection::Postgres(c) = &mut feed.conn.conn {
+            c.batch_execute(&format!(
+                "SET application_name = '{APPLICATION_NAME}'; LISTEN {CHANNEL}"
+            ))?;
+        }
+        Ok(feed)
     }
 
     pub fn conn(&mut self) -> &mut DbConnection {
-        &mut self.conn
+        &mut self.conn.conn
+    }
+
+    /// Puts the reads of one turn under the watchdog: a silent link ends them within the
+    /// database timeout. Dropped before [`Feed::wait`], which waits on purpose.
+    pub fn watch(&self) -> Option<super::watchdog::Armed> {
+        self.conn.watch(self.timeout)
+    }
+
+    /// An error when this connection must be given up for another: the watchdog shut it, a
+    /// failover made every connection stale, or (PostgreSQL, one query) its server no longer
+    /// takes writes (a demoted or fenced primary, a standby): the ends are written on the new
+    /// primary, and a reader left here would never see them.
+    pub fn check(&mut self) -> QueryResult<()> {
+        if self.conn.condemned() {
+            return Err(lost("the connection timed out or its server failed over"));
+        }
+        if let DbConnection::Postgres(c) = &mut self.conn.conn {
+            #[derive(QueryableByName)]
+            struct ReadOnly {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                read_only: bool,
+            }
+            let row: ReadOnly = diesel::sql_query(
+                "SELECT current_setting('transaction_read_only') = 'on' AS read_only",
+            )
+            .get_result(c)?;
+            if row.read_only {
+                return Err(lost("the server no longer takes writes"));
+            }
+        }
+        Ok(())
     }
 
     /// Waits at most `timeout` for a notification (PostgreSQL) and returns early when one came;
@@ -103,7 +134,7 @@ impl Feed {
     /// [`NOTIFY_POLL`]: a non-blocking read, a few hundred a second at most, on one thread.
     pub fn wait(&mut self, timeout: Duration) -> QueryResult<()> {
         let deadline = Instant::now() + timeout;
-        match &mut self.conn {
+        match &mut self.conn.conn {
             DbConnection::Postgres(c) => loop {
                 let mut woke = false;
                 for n in c.notifications_iter() {
@@ -118,20 +149,23 @@ impl Feed {
             },
             DbConnection::Sqlite(_) => {
                 std::thread::sleep(timeout);
-                match &self.file {
-                    Some((path, opened))
-                        if opened.is_some() && super::pool::file_id(path) == *opened =>
-                    {
-                        Ok(())
-                    }
-                    _ => Err(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::ClosedConnection,
-                        Box::new("the database file was removed or replaced".to_owned()),
-                    )),
+                let opened = self.conn.file;
+                if opened.is_some() && super::pool::file_id(&self.path) == opened {
+                    Ok(())
+                } else {
+                    Err(lost("the database file was removed or replaced"))
                 }
             }
         }
     }
+}
+
+/// The error of a connection that is gone.
+fn lost(why: &str) -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::ClosedConnection,
+        Box::new(why.to_owned()),
+    )
 }
 
 /// How often [`Feed::wait`] looks for a notification.

@@ -11,6 +11,7 @@
 //! that need a backend's own features (RETURNING, SQLite's `BEGIN IMMEDIATE`) are written once
 //! too, and expanded per backend by [`on_backend!`].
 
+mod backup;
 pub mod console;
 pub mod ends;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod users;
 
 mod pool;
 mod transaction;
+mod watchdog;
 pub use pool::{Manager, Pooled};
 pub(crate) use transaction::WriteTransaction;
 
@@ -67,7 +69,30 @@ macro_rules! on_backend {
 pub(crate) use on_backend;
 
 pub type Pool = r2d2::Pool<Manager>;
-pub type Conn = PooledConnection<Manager>;
+
+/// How long a call waits for a connection while the link to the database is known silent.
+const SILENT_LINK_WAIT: Duration = Duration::from_millis(100);
+
+/// A connection checked out of the pool. On PostgreSQL it is under the watchdog's eye while
+/// out: silent for the database timeout, it is shut and then dropped by the pool.
+pub struct Conn {
+    // Declared first, dropped first: the watch ends before the connection goes back.
+    _armed: Option<watchdog::Armed>,
+    conn: PooledConnection<Manager>,
+}
+
+impl Deref for Conn {
+    type Target = Pooled;
+    fn deref(&self) -> &Pooled {
+        &self.conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Pooled {
+        &mut self.conn
+    }
+}
 
 /// The pool and which backend it talks to.
 #[derive(Clone)]
@@ -81,6 +106,8 @@ pub struct Store {
     target: String,
     /// Callers in `conn()` right now: r2d2 counts connections but not who waits for one.
     waiting: Arc<AtomicUsize>,
+    /// The database timeout: the longest any wait on the database may take.
+    timeout: Duration,
 }
 
 /// The pool's state for the metrics.
@@ -98,6 +125,9 @@ pub enum NotReady {
     Unreachable(String),
     #[error("database migrations pending: {0} not applied")]
     MigrationsPending(usize),
+    /// SQLite: the database file is gone (deleted or moved away while serving).
+    #[error("the database file {0} is missing")]
+    FileMissing(String),
 }
 
 impl Store {
@@ -109,15 +139,17 @@ impl Store {
             busy_timeout: timeout,
             down: Arc::new(AtomicBool::new(false)),
             read_only: Arc::new(AtomicBool::new(false)),
+            link: Arc::default(),
+            connecting: Arc::default(),
         };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(0))
             .connection_timeout(timeout)
-            // On PostgreSQL a check-out test is a round trip per request; broken connections
-            // are caught by `has_broken` after a failed query instead. On SQLite it is one
-            // `stat` of the file, and a connection to a deleted file must not answer at all.
-            .test_on_check_out(database.backend == Backend::Sqlite)
+            // No round trip (see `Manager::is_valid`): on SQLite one `stat` of the file (a
+            // connection to a deleted file must not answer at all), on PostgreSQL two atomic
+            // reads (a connection shut by the watchdog or older than a failover).
+            .test_on_check_out(true)
             // The manager logs a failing connect once per outage; r2d2 would log every retry.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager.clone());
@@ -127,6 +159,7 @@ impl Store {
             backend: database.backend,
             waiting: Arc::default(),
             target: database.target.clone(),
+            timeout,
         }
     }
 
@@ -135,11 +168,32 @@ impl Store {
         self.backend == Backend::Sqlite
     }
 
+    /// A connection, waiting at most the database timeout for one, in slices of
+    /// [`SILENT_LINK_WAIT`]: once the link is known silent (a connection went unanswered and
+    /// none was made since) the wait ends with the slice. A call that already waited elsewhere
+    /// (a login for its turn, behind logins held by the silent link) must not wait the whole
+    /// timeout again. The pool still tries to connect meanwhile, so the service is back as
+    /// soon as the link is.
     pub fn conn(&self) -> Result<Conn, r2d2::PoolError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let conn = self.pool.get();
+        let started = std::time::Instant::now();
+        let conn = loop {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            let slice = left.min(SILENT_LINK_WAIT);
+            match self.pool.get_timeout(slice) {
+                Ok(conn) => break Ok(conn),
+                Err(e) if left <= slice || self.manager.link.is_silent() => break Err(e),
+                Err(_) => {}
+            }
+        };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        conn
+        let conn = conn?;
+        pool::using(&self.manager.link);
+        let armed = conn.watch(self.timeout);
+        Ok(Conn {
+            _armed: armed,
+            conn,
+        })
     }
 
     /// A connection of its own for the revocation reader, outside the pool: on PostgreSQL it
@@ -153,7 +207,7 @@ impl Store {
                 diesel::ConnectionError::BadConnection("the database file is read-only".into()),
             ));
         }
-        ends::Feed::new(pooled.conn, &self.target, pooled.file).map_err(r2d2::Error::QueryError)
+        ends::Feed::new(pooled, &self.target, self.timeout).map_err(r2d2::Error::QueryError)
     }
 
     pub fn pool_status(&self) -> PoolStatus {
@@ -174,6 +228,11 @@ impl Store {
             #[diesel(sql_type = diesel::sql_types::Text)]
             version: String,
         }
+        let is_file = !(self.target.starts_with("file:") || self.target == ":memory:");
+        if self.backend == Backend::Sqlite && is_file && pool::file_id(&self.target).is_none() {
+            return Err(NotReady::FileMissing(self.target.clone()));
+        }
+        // Bounded: the checkout by the pool's timeout, the read by the watchdog.
         let mut conn = self
             .conn()
             .map_err(|e| NotReady::Unreachable(e.to_string()))?;
@@ -391,22 +450,58 @@ fn is_read_only(error: &QueryError) -> bool {
     }
 }
 
-/// True when the error means the database cannot be reached, as opposed to a bad query.
+/// True when the error means the database cannot serve now, as opposed to a bad query: it
+/// cannot be reached, it does not take writes (a read-only PostgreSQL server, SQLSTATE 25006),
+/// or (SQLite) the file is locked, gone or its disk full.
+///
+/// A lost PostgreSQL connection or a read-only server also condemns every connection open now
+/// (see [`pool::drop_all_connections`]): the others lead to the same server.
 pub fn is_unavailable(error: &QueryError) -> bool {
     use diesel::result::DatabaseErrorKind;
+    let error = commit_error(error);
+    let QueryError::DatabaseError(kind, info) = error else {
+        return false;
+    };
+    let message = info.message();
+    // SQLite: the file is locked past busy_timeout, cannot be opened, is read-only or its disk
+    // is full (SQLITE_FULL: nothing was written, the transaction rolled back, the file is
+    // intact).
+    if message.contains("database is locked")
+        || message.contains("unable to open")
+        || is_read_only(error)
+    {
+        return true;
+    }
+    if is_disk_full(error) {
+        return true;
+    }
+    // PostgreSQL: the server went away mid-query, or is a standby or a fenced primary now.
+    let lost = matches!(
+        kind,
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::ReadOnlyTransaction
+    ) || message.contains("server closed the connection")
+        || message.contains("terminating connection")
+        || message.contains("read-only transaction")
+        || message.contains("connection");
+    if lost {
+        pool::drop_all_connections();
+    }
+    lost
+}
+
+/// The error of a failed commit rather than that of the rollback after it: the commit's says
+/// why (a full disk, a lost server).
+fn commit_error(error: &QueryError) -> &QueryError {
     match error {
-        QueryError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        QueryError::DatabaseError(_, info) => {
-            let message = info.message();
-            // SQLite: the file is locked past busy_timeout or cannot be opened; PostgreSQL: the
-            // server went away mid-query.
-            message.contains("database is locked")
-                || message.contains("unable to open")
-                || is_read_only(error)
-                || message.contains("server closed the connection")
-                || message.contains("terminating connection")
-                || message.contains("connection")
-        }
+        QueryError::RollbackErrorOnCommit { commit_error, .. } => commit_error,
+        e => e,
+    }
+}
+
+/// SQLite could not write because the disk (or the file system's quota) is full.
+pub fn is_disk_full(error: &QueryError) -> bool {
+    match commit_error(error) {
+        QueryError::DatabaseError(_, info) => info.message().contains("database or disk is full"),
         _ => false,
     }
 }
@@ -417,6 +512,36 @@ pub use diesel::r2d2::PoolError;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn db_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> QueryError {
+        QueryError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_read_only_server_a_lost_connection_and_a_full_disk_are_unavailable_not_internal() {
+        use diesel::result::DatabaseErrorKind as Kind;
+        let read_only = db_error(
+            Kind::ReadOnlyTransaction,
+            "cannot execute INSERT in a read-only transaction",
+        );
+        assert!(is_unavailable(&read_only));
+        assert!(is_unavailable(&db_error(
+            Kind::ClosedConnection,
+            "server closed the connection unexpectedly"
+        )));
+        let full = db_error(Kind::Unknown, "database or disk is full");
+        assert!(is_disk_full(&full) && is_unavailable(&full));
+        // Also when the commit failed and the rollback after it did too.
+        let on_commit = QueryError::RollbackErrorOnCommit {
+            rollback_error: Box::new(db_error(Kind::Unknown, "no transaction is active")),
+            commit_error: Box::new(full),
+        };
+        assert!(is_disk_full(&on_commit) && is_unavailable(&on_commit));
+        assert!(!is_unavailable(&db_error(
+            Kind::UniqueViolation,
+            "UNIQUE constraint failed: users.user_id"
+        )));
+    }
 
     #[test]
     fn libpq_messages_are_folded_into_one_line() {

@@ -16,6 +16,53 @@ pub struct Pooled {
     /// the connection: it serves one checkout and is dropped, so that writes resume as soon as
     /// the file is writable again.
     pub(super) read_only: bool,
+    /// PostgreSQL: the socket libpq opened, for the watchdog (see [`super::watchdog`]).
+    pub(super) fd: Option<std::os::fd::RawFd>,
+    /// Set by the watchdog when it shut the socket: the connection is never used again.
+    pub(super) killed: Arc<AtomicBool>,
+    /// Its pool's link, and the link's epoch when it was opened: a connection older than a
+    /// silence of the link or a failover is dropped.
+    pub(super) link: Arc<watchdog::Link>,
+    pub(super) link_epoch: u64,
+}
+
+impl Pooled {
+    /// Puts the connection under the watchdog until the result is dropped (PostgreSQL).
+    pub(super) fn watch(&self, limit: Duration) -> Option<watchdog::Armed> {
+        self.fd
+            .map(|fd| watchdog::arm(fd, limit, self.killed.clone(), self.link.clone()))
+    }
+
+    /// Shut by the watchdog, or older than a failover or a silence of its link: never used
+    /// again.
+    pub(super) fn condemned(&self) -> bool {
+        self.killed.load(Ordering::SeqCst) || self.link_epoch < self.link.epoch()
+    }
+}
+
+thread_local! {
+    /// The link of the pool this thread last took a connection from: the one whose
+    /// connection failed when a query's error is judged (see [`drop_all_connections`]).
+    static LAST_LINK: std::cell::RefCell<std::sync::Weak<watchdog::Link>> =
+        const { std::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
+/// Remembers the pool this thread now uses a connection of.
+pub(super) fn using(link: &Arc<watchdog::Link>) {
+    LAST_LINK.with(|l| *l.borrow_mut() = Arc::downgrade(link));
+}
+
+/// Every connection of the pool this thread last used is dropped at its next checkout or
+/// return, and its revocation reader reconnects: a query found the server read-only (SQLSTATE
+/// 25006, a demoted or fenced primary) or the connection lost, and after a failover the pool
+/// holds connections to a server that is gone or no longer takes writes, each of which would
+/// fail one call before it is found out. Dropping a sound one costs a reconnect.
+pub(super) fn drop_all_connections() {
+    LAST_LINK.with(|l| {
+        if let Some(link) = l.borrow().upgrade() {
+            link.condemn();
+        }
+    });
 }
 
 impl Deref for Pooled {
@@ -95,6 +142,10 @@ pub struct Manager {
     pub(super) down: Arc<AtomicBool>,
     /// Set while SQLite opens the file read-only; logged once too.
     pub(super) read_only: Arc<AtomicBool>,
+    /// PostgreSQL: whether the link went silent (see [`watchdog::Link`]).
+    pub(super) link: Arc<watchdog::Link>,
+    /// PostgreSQL: one connect at a time, so the watchdog can tell which socket is whose.
+    pub(super) connecting: Arc<std::sync::Mutex<()>>,
 }
 
 impl Manager {
@@ -148,6 +199,10 @@ impl Manager {
             conn: DbConnection::Sqlite(conn),
             file,
             read_only,
+            fd: None,
+            killed: Arc::default(),
+            link: self.link.clone(),
+            link_epoch: self.link.epoch(),
         })
     }
 
@@ -156,13 +211,24 @@ impl Manager {
     /// one line.
     pub(super) fn open(&self) -> Result<Pooled, r2d2::Error> {
         match self.database.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.postgres_url())
-                .map(|conn| Pooled {
+            Backend::Postgres => {
+                let link_epoch = self.link.epoch();
+                let url = self.postgres_url();
+                let (made, fd) =
+                    watchdog::new_socket(&self.database.postgres_ports(), &self.connecting, || {
+                        diesel::PgConnection::establish(&url)
+                    });
+                made.map(|conn| Pooled {
                     conn: DbConnection::Postgres(conn),
                     file: None,
                     read_only: false,
+                    fd,
+                    killed: Arc::default(),
+                    link: self.link.clone(),
+                    link_epoch,
                 })
-                .map_err(r2d2::Error::ConnectionError),
+                .map_err(r2d2::Error::ConnectionError)
+            }
             Backend::Sqlite => self.open_sqlite(),
         }
     }
@@ -201,6 +267,7 @@ impl ManageConnection for Manager {
         match self.open() {
             Ok(conn) => {
                 self.report_up();
+                self.link.answered();
                 Ok(conn)
             }
             Err(e) => {
@@ -219,8 +286,10 @@ impl ManageConnection for Manager {
         }
     }
 
-    /// On checkout, SQLite only (see [`Store::new`]): the path still names the file this
-    /// connection opened. One `stat`, no query.
+    /// On checkout, with no query: on SQLite the path still names the file this connection
+    /// opened (one `stat`); on PostgreSQL the connection was not shut by the watchdog and is
+    /// not older than a failover (two atomic reads: cheap enough for every request, where a
+    /// `SELECT 1` would be a round trip and pass on a read-only server anyway).
     fn is_valid(&self, conn: &mut Pooled) -> Result<(), r2d2::Error> {
         match self.database.backend {
             Backend::Sqlite
@@ -239,12 +308,17 @@ impl ManageConnection for Manager {
                 )),
             ),
             Backend::Sqlite => Ok(()),
-            Backend::Postgres => conn.conn.ping().map_err(r2d2::Error::QueryError),
+            Backend::Postgres if conn.condemned() => Err(r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection(
+                    "the connection timed out or its server failed over".into(),
+                ),
+            )),
+            Backend::Postgres => Ok(()),
         }
     }
 
     fn has_broken(&self, conn: &mut Pooled) -> bool {
-        conn.read_only || conn.conn.is_broken()
+        conn.read_only || conn.condemned() || conn.conn.is_broken()
     }
 }
 

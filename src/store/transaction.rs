@@ -62,11 +62,15 @@ impl WriteTransaction for DbConnection {
                 Ok(value)
             }
             Err(e) => {
-                match <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(self)
+                // The statement's error says why, not the rollback's: after SQLITE_FULL (and
+                // some I/O errors) SQLite has already rolled back, and ROLLBACK then fails with
+                // "no transaction is active", which would hide a full disk as an internal error.
+                if let Err(rollback) =
+                    <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(self)
                 {
-                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
-                    Err(rollback) => Err(rollback),
+                    log::debug!("rollback after a failed write: {rollback}");
                 }
+                Err(e)
             }
         }
     }

@@ -223,7 +223,18 @@ impl Telemetry {
             .inc();
     }
 
+    /// A session was stored: the active-sessions gauge counts it at once rather than at the
+    /// next count from the database.
+    pub fn session_opened(&self) {
+        self.metrics.active_sessions.inc();
+    }
+
+    /// Sessions were ended: counted, and taken off the active-sessions gauge until the next
+    /// count from the database corrects what this cannot see (sessions that merely expired,
+    /// ends on other instances).
     pub fn session_ended(&self, reason: &str, how_many: u64) {
+        let gauge = &self.metrics.active_sessions;
+        gauge.set((gauge.get() - i64::try_from(how_many).unwrap_or(i64::MAX)).max(0));
         if how_many > 0 {
             self.metrics
                 .sessions_ended_total

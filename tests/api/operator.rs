@@ -253,3 +253,30 @@ fn the_admin_listener_serves_health_and_metrics_and_the_soap_listener_does_not()
     let after = scrape(&admin);
     assert_eq!(after[&requests("validateSession", "ok")], 1.0);
 }
+
+/// The active-sessions gauge after a restart: counted at start (it read 0 for the first
+/// interval before), then kept current by each login and end between the counts.
+#[test]
+fn the_active_sessions_gauge_is_counted_at_start_and_kept_current_between_counts() {
+    let gauge = |app: &TestApp| scrape(&app.base)["sessiond_active_sessions"];
+    let app = spawn_app();
+    app.add_user("alice", "pw", None, &[]);
+    for _ in 0..3 {
+        app.get_session("alice", "pw");
+    }
+    let db = app.shutdown();
+    let app = spawn_app_on(db, None, |_| {});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while gauge(&app) != 3.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gauge says {} 3 s after the start, not the 3 sessions stored",
+            gauge(&app)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let id = app.get_session("alice", "pw");
+    assert_eq!(gauge(&app), 4.0, "a login is counted at once");
+    app.call("closeSession", &[("sessionId", &id)]).assert_ok();
+    assert_eq!(gauge(&app), 3.0, "an end is counted at once");
+}
