@@ -6,7 +6,7 @@
 //! wait, `Internal` for anything else), never the text. The kinds a client caused
 //! (`InvalidRequest` and the rest) carry a message written for that client.
 
-use super::passwords::HashError;
+use super::identity::local::HashError;
 use crate::store;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,10 +6,11 @@
 //! except what [`SessionService::validate_is_cheap`] says may run inline.
 //!
 //! The rooms: `error` (the kinds and what is logged vs shown), `auth` (callers, rights,
-//! password checks, lock-out, the login gate), `listing` (filters, pages), `expiry`
+//! the login gate), `identity` (who a user is and whether a password is right: lock-out,
+//! Argon2id, the directory), `listing` (filters, pages), `expiry`
 //! (deadlines, pending activity, removal, history purge), `cache` (sessions seen valid and
 //! their renewals, in memory), `revocation` (following the log of ended sessions),
-//! `passwords` (the hashing threads), `policy` (ending many sessions at once, the
+//! `policy` (ending many sessions at once, the
 //! rule for new passwords), `view` (a session as clients see it), `admin` (the
 //! CLI's verbs), `console` (what the admin console sees and does), `login_stats` (logins per
 //! minute for its chart), `clock`.
@@ -22,11 +23,10 @@ pub mod console;
 mod error;
 mod expiry;
 mod health;
+pub mod identity;
 mod listing;
-mod lockout;
 pub mod login_stats;
 mod opening;
-pub mod passwords;
 mod policy;
 mod revocation;
 mod view;
@@ -39,7 +39,8 @@ use chrono::NaiveDateTime;
 use crate::domain::{
     redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
 };
-use crate::store::sessions::{self, Opened, SessionRow};
+use crate::store::accounts::{self, Opened};
+use crate::store::sessions::{self, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 use crate::telemetry::{Telemetry, SECURITY};
@@ -50,9 +51,9 @@ pub use auth::LoginTurn;
 use cache::SessionCache;
 use clock::Clock;
 pub use error::{Result, ServiceError};
+use identity::local::Passwords;
+use identity::lockout::UnknownNames;
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
-use lockout::UnknownNames;
-use passwords::Passwords;
 pub use view::SessionView;
 
 /// The rules' parameters, handed in by whoever builds the service (startup, from the config).
@@ -79,6 +80,8 @@ pub struct Settings {
     pub session_limit_policy: LimitPolicy,
     /// Sessions held in memory (see `cache`).
     pub cache_capacity: usize,
+    /// Where users not in the users table are looked up; `None`: local users only.
+    pub directory: Option<identity::directory::DirectorySettings>,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -102,6 +105,8 @@ pub struct SessionService {
     telemetry: Arc<Telemetry>,
     unknown_names: UnknownNames,
     login_counts: login_stats::LoginStats,
+    /// The directory, when one is configured.
+    directory: Option<identity::directory::Directory>,
 }
 
 impl SessionService {
@@ -114,7 +119,15 @@ impl SessionService {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         // Enough checks in flight to keep the hashing threads fed, and no more.
         let logins = LoginGate::new(settings.hash_concurrency.max(1) * 2, settings.login_wait);
+        let directory = match &settings.directory {
+            Some(d) => Some(
+                identity::directory::Directory::new(d.clone(), telemetry.clone())
+                    .map_err(|e| ServiceError::invalid(format!("directory: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            directory,
             store,
             clock,
             cache: SessionCache::new(settings.cache_capacity),

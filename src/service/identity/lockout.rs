@@ -91,6 +91,21 @@ impl UnknownNames {
         }
     }
 
+    /// Gives back a reserved check that never ran to an answer: one fewer, and a count it had
+    /// filled opens again; a lock in force stays.
+    pub fn give_back(&self, name: &str, threshold: u32) {
+        let mut names = self.names();
+        if let Some(count) = names.get_mut(name) {
+            if count.checks == 0 {
+                return;
+            }
+            if count.checks >= threshold {
+                count.locked_until = None;
+            }
+            count.checks -= 1;
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.names().len()
