@@ -53,6 +53,28 @@ pub struct LoginGate {
 /// A login's turn at the password check; the next login may go when it is dropped.
 pub struct LoginTurn(#[allow(dead_code)] OwnedSemaphorePermit);
 
+thread_local! {
+    /// The turn of the login running on this thread, while [`LoginTurn::hold_while`] runs it.
+    static HELD: std::cell::RefCell<Option<LoginTurn>> = const { std::cell::RefCell::new(None) };
+}
+
+impl LoginTurn {
+    /// Runs a login on this thread holding the turn, which the login may give back early
+    /// ([`give_back_turn`]) once it knows it will not hash: a directory login waits on the
+    /// directory, not on the hashing threads, and must not keep local logins out meanwhile.
+    pub fn hold_while<R>(self, login: impl FnOnce() -> R) -> R {
+        HELD.with(|held| *held.borrow_mut() = Some(self));
+        let result = login();
+        HELD.with(|held| held.borrow_mut().take());
+        result
+    }
+}
+
+/// Gives back the turn held on this thread, if any (see [`LoginTurn::hold_while`]).
+pub(crate) fn give_back_turn() {
+    HELD.with(|held| drop(held.borrow_mut().take()));
+}
+
 impl LoginGate {
     pub fn new(concurrent: usize, wait: Duration) -> Self {
         Self {

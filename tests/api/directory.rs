@@ -402,3 +402,24 @@ fn directory_check_shows_the_entry_and_whether_the_bind_succeeds() {
     assert!(!nobody.status.success());
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("no entry"));
 }
+
+#[test]
+fn a_directory_admin_signs_in_to_the_console_and_sees_directory_users_read_only() {
+    let app = directory_app(Slapd::shared());
+    app.add_user("local-admin", "local-pw", None, &[Right::Administrator]);
+    let password = sessiond::domain::Password::parse(password_of("alice")).unwrap();
+    let (me, _) = app
+        .service
+        .console_sign_in(
+            Some(&as_user_id("alice")),
+            Some(&password),
+            &sessiond::service::CallContext::default(),
+        )
+        .expect("a directory admin signs in");
+    let users = app.service.console_users(&me).unwrap();
+    let alice = users.iter().find(|u| u.user_id == "alice").unwrap();
+    assert_eq!(alice.source, "directory");
+    assert_eq!(alice.dn.as_deref(), Some(dn_of("alice").as_str()));
+    let local = users.iter().find(|u| u.user_id == "local-admin").unwrap();
+    assert_eq!(local.source, "local");
+}

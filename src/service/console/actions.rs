@@ -288,6 +288,8 @@ impl SessionService {
                 user_id: u.user_id,
                 department: u.department,
                 disabled: u.disabled,
+                source: u.source,
+                dn: u.dn,
             })
             .collect())
     }

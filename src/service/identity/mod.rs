@@ -238,6 +238,8 @@ impl SessionService {
         let Some(password) = password.filter(|p| !p.expose().is_empty()) else {
             return Ok(Verdict::Refused(Refusal::WrongPassword));
         };
+        // No hash is run from here on: the next login may have the turn while this one waits.
+        super::auth::give_back_turn();
         let answer = match directory.check(name.as_str(), password.expose()) {
             Ok(answer) => answer,
             Err(e) => return Ok(Verdict::Unavailable(e)),

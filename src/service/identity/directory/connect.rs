@@ -319,8 +319,10 @@ impl Servers {
         let pooled = loop {
             let next = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             match next {
+                // A connection to a server that failed since is not tried: it would wait the
+                // timeout again.
                 Some(mut p) => {
-                    if !p.ldap.is_closed() {
+                    if !p.ldap.is_closed() && !self.is_down(p.server) {
                         break Some(p);
                     }
                     close(p.ldap);
