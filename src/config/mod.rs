@@ -222,8 +222,8 @@ macro_rules! config_settings {
             read Flag, then flag;
         /// PEM file of the CAs trusted for ldaps:// and StartTLS (none: the system's)
         ldap_ca_file: Option<PathBuf> = None;
-            key "ldap_ca_file", env "SESSIOND_LDAP_CA_FILE", shown "system roots",
-            read Text, then optional_file_path;
+            key "ldap_ca_file", env "SESSIOND_LDAP_CA_FILE", shown "none",
+            read Text, then optional_file_or_none;
         /// the directory's service account that searches (none: anonymous search)
         ldap_bind_dn: Option<String> = None;
             key "ldap_bind_dn", env "SESSIOND_LDAP_BIND_DN", shown "none",
@@ -231,7 +231,7 @@ macro_rules! config_settings {
         /// file whose first line is the service account's password
         ldap_bind_password_file: Option<PathBuf> = None;
             key "ldap_bind_password_file", env "SESSIOND_LDAP_BIND_PASSWORD_FILE", shown "none",
-            read Text, then optional_file_path;
+            read Text, then optional_file_or_none;
         /// where directory users are searched (subtree)
         ldap_user_base: Option<String> = None;
             key "ldap_user_base", env "SESSIOND_LDAP_USER_BASE", shown "none",

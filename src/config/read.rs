@@ -270,9 +270,15 @@ pub(super) fn flag(f: Flag) -> Result<bool, String> {
     Ok(f.0)
 }
 
+/// Text, or `none` (or empty) for none.
 pub(super) fn optional_text(t: Text) -> Result<Option<String>, String> {
     let s = t.0.trim();
-    Ok((!s.is_empty()).then(|| s.to_owned()))
+    Ok((!s.is_empty() && s != "none").then(|| s.to_owned()))
+}
+
+/// A file path, or `none` (or empty) for none.
+pub(super) fn optional_file_or_none(t: Text) -> Result<Option<PathBuf>, String> {
+    Ok(optional_text(t)?.map(PathBuf::from))
 }
 
 pub(super) fn ldap_urls(w: Words) -> Result<Vec<String>, String> {
