@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sessiond::config::Config;
 use sessiond::domain::Right;
 
-use crate::cli::Site;
+use crate::cli::{Server, Site};
 use crate::helpers::*;
 use crate::slapd::*;
 
@@ -354,10 +354,9 @@ fn the_sync_ends_the_sessions_of_a_deleted_user_and_drops_rights_lost_there() {
     assert!(app.validate(&frank));
 }
 
-#[test]
-fn directory_check_shows_the_entry_and_whether_the_bind_succeeds() {
-    let slapd = Slapd::shared();
-    let site = Site::new()
+/// A site whose commands use the directory by environment variables, as an operator sets it.
+fn directory_site(slapd: &Slapd) -> Site {
+    Site::new()
         .with("SESSIOND_LDAP_URL", &slapd.url())
         .with("SESSIOND_LDAP_BIND_DN", ADMIN_DN)
         .with(
@@ -366,7 +365,14 @@ fn directory_check_shows_the_entry_and_whether_the_bind_succeeds() {
         )
         .with("SESSIOND_LDAP_USER_BASE", PEOPLE)
         .with("SESSIOND_LDAP_ADMIN_GROUPS", ADMINS)
-        .with("SESSIOND_LDAP_DEPARTMENT_ATTRIBUTE", "departmentNumber");
+        .with("SESSIOND_LDAP_DEPARTMENT_ATTRIBUTE", "departmentNumber")
+        .with("SESSIOND_LDAP_TIMEOUT", "800ms")
+}
+
+#[test]
+fn directory_check_shows_the_entry_and_whether_the_bind_succeeds() {
+    let slapd = Slapd::shared();
+    let site = directory_site(slapd);
     let run = |args: &[&str], stdin: &str| {
         let mut child = site
             .command(args)
@@ -422,4 +428,45 @@ fn a_directory_admin_signs_in_to_the_console_and_sees_directory_users_read_only(
     assert_eq!(alice.dn.as_deref(), Some(dn_of("alice").as_str()));
     let local = users.iter().find(|u| u.user_id == "local-admin").unwrap();
     assert_eq!(local.source, "local");
+}
+
+#[test]
+fn the_security_log_says_source_directory_and_the_real_cause() {
+    let slapd = Slapd::start();
+    let site = directory_site(&slapd).with("SESSIOND_LOG_FORMAT", "json");
+    let mut server = Server::start(site.command(&["serve"]));
+    server.get_session("alice", &password_of("alice"));
+    server
+        .try_get_session("alice", "wrong")
+        .assert_fault("AUTHENTICATION_FAILED");
+    server
+        .try_get_session("twin", "twin-pw")
+        .assert_fault("AUTHENTICATION_FAILED");
+    slapd.stop();
+    server
+        .try_get_session("bob", &password_of("bob"))
+        .assert_fault("SERVICE_UNAVAILABLE");
+    let log = server.stop();
+    assert!(log.contains("passwords travel in clear"), "{log}");
+    let failures: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "login_failed")
+        .collect();
+    for (user, reason) in [
+        ("alice", "wrong_password"),
+        ("twin", "several_entries"),
+        ("bob", "directory_unreachable"),
+    ] {
+        let line = failures
+            .iter()
+            .find(|v| v["user"] == user)
+            .unwrap_or_else(|| panic!("no login_failed for {user} in:\n{log}"));
+        assert_eq!(line["reason"], reason, "{line}");
+        assert_eq!(line["source"], "directory", "{line}");
+    }
+    assert!(
+        !log.contains(&password_of("alice")),
+        "a password in the log"
+    );
 }

@@ -178,6 +178,17 @@ impl Slapd {
 
     /// A directory of the test's own.
     pub fn start() -> Slapd {
+        // A port found free may be taken before slapd binds it (by a client's connection, or
+        // another test's slapd): then slapd exits, and it is tried again on other ports.
+        for _ in 0..5 {
+            if let Some(slapd) = Self::try_start() {
+                return slapd;
+            }
+        }
+        panic!("slapd did not start on free ports five times");
+    }
+
+    fn try_start() -> Option<Slapd> {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir(root.join("data")).unwrap();
@@ -210,7 +221,9 @@ impl Slapd {
             password_file,
             child: Mutex::new(None),
         };
-        slapd.run();
+        if !slapd.run() {
+            return None;
+        }
         let mut data = DATA.to_owned();
         for (user, department) in PEOPLE_DATA {
             data.push_str(&format!(
@@ -226,11 +239,12 @@ impl Slapd {
         data.push('\n');
         data.push_str(GROUPS);
         slapd.ldap("ldapadd", &data);
-        slapd
+        Some(slapd)
     }
 
-    /// Starts the process on its ports and waits until it accepts connections.
-    fn run(&self) {
+    /// Starts the process on its ports and waits until it accepts connections; false when it
+    /// exited instead (its port was taken).
+    fn run(&self) -> bool {
         let root = self.dir.path();
         let mut cmd = Command::new(SLAPD);
         cmd.arg("-F")
@@ -245,13 +259,23 @@ impl Slapd {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = spawn(cmd);
-        *self.child.lock().unwrap() = Some(child);
+        let mut child = spawn(cmd);
         let deadline = Instant::now() + PATIENCE;
+        let exited = |child: &mut Child| child.try_wait().ok().flatten().is_some();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "slapd did not start listening");
+            if exited(&mut child) {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Someone else may be the one listening there: ours then exits at once.
+        std::thread::sleep(Duration::from_millis(150));
+        if exited(&mut child) {
+            return false;
+        }
+        *self.child.lock().unwrap() = Some(child);
+        true
     }
 
     pub fn url(&self) -> String {
@@ -290,7 +314,7 @@ impl Slapd {
 
     /// Starts it again on the same ports with the same data.
     pub fn restart(&self) {
-        self.run();
+        assert!(self.run(), "slapd did not start again on its ports");
     }
 
     /// SIGSTOP: the port still accepts connections, but nothing answers.
