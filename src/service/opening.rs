@@ -28,6 +28,7 @@ impl SessionService {
             user = row.user_id.as_str(),
             client_type = row.client_type.as_str(),
             host = row.host.as_deref().unwrap_or("-"),
+            source = user.source.as_str(),
             session:% = id;
             "login succeeded"
         );

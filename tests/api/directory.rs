@@ -448,6 +448,12 @@ fn the_security_log_says_source_directory_and_the_real_cause() {
         .assert_fault("SERVICE_UNAVAILABLE");
     let log = server.stop();
     assert!(log.contains("passwords travel in clear"), "{log}");
+    let login = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "login" && v["user"] == "alice")
+        .unwrap_or_else(|| panic!("no login of alice in:\n{log}"));
+    assert_eq!(login["source"], "directory", "{login}");
     let failures: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
