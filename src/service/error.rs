@@ -26,7 +26,7 @@ pub enum ServiceError {
     /// The user has the most active sessions allowed and the policy refuses a new one.
     #[error("the user has the most sessions allowed; end one first")]
     SessionLimitReached,
-    #[error("the session store is unavailable")]
+    #[error("the service is unavailable (its database or directory); try again shortly")]
     Unavailable,
     /// More logins than the password checks can take waited past the login wait.
     #[error("too many logins at once; try again")]
