@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn a_check_given_back_is_as_if_never_made() {
+        let names = UnknownNames::default();
+        for _ in 0..5 {
+            names.reserve("x", 5, t(0), t(1));
+        }
+        assert_eq!(names.reserve("x", 5, t(0), t(1)), Reservation::Full);
+        names.give_back("x", 5);
+        assert_eq!(names.reserve("x", 5, t(0), t(1)), Reservation::Granted(5));
+        // A lock in force is not lifted by a check given back.
+        assert!(names.record_failure("x", 5, t(15)));
+        names.give_back("x", 5);
+        assert_eq!(names.reserve("x", 5, t(1), t(2)), Reservation::Locked);
+    }
+
+    #[test]
     fn only_the_most_recently_tried_names_are_kept() {
         let names = UnknownNames::with_capacity(3);
         for name in ["a", "b", "c", "d"] {
