@@ -236,32 +236,34 @@ impl SessionService {
         };
         // An empty password would be an anonymous bind, which succeeds: refused unasked.
         let Some(password) = password.filter(|p| !p.expose().is_empty()) else {
+            self.passwords.verify(None, password)?;
             return Ok(Verdict::Refused(Refusal::WrongPassword));
         };
-        // No hash is run from here on: the next login may have the turn while this one waits.
+        // The directory is asked without the login turn (which bounds the hashing threads):
+        // the next login may have it while this one waits.
         super::auth::give_back_turn();
         let answer = match directory.check(name.as_str(), password.expose()) {
             Ok(answer) => answer,
             Err(e) => return Ok(Verdict::Unavailable(e)),
         };
-        Ok(match answer {
-            Answer::NoEntry => Verdict::Refused(Refusal::UnknownUser),
-            Answer::Several(_) => Verdict::Refused(Refusal::SeveralEntries),
-            Answer::DisabledThere(_) => Verdict::Refused(Refusal::DisabledThere),
-            Answer::LockedThere(_) => Verdict::Refused(Refusal::LockedThere),
-            Answer::WrongPassword(_) if user.is_some_and(|u| u.disabled) => {
-                Verdict::Refused(Refusal::Disabled)
-            }
-            Answer::WrongPassword(_) => Verdict::Refused(Refusal::WrongPassword),
-            Answer::Accepted(entry) => {
-                match self.store_directory_user(name, &entry)? {
-                    // A local user of that name was added meanwhile: it wins.
-                    None => Verdict::Refused(Refusal::UnknownUser),
-                    Some(row) if row.disabled => Verdict::Refused(Refusal::Disabled),
-                    Some(row) => Verdict::Accepted(row),
-                }
-            }
-        })
+        let refusal = match answer {
+            Answer::NoEntry => Refusal::UnknownUser,
+            Answer::Several(_) => Refusal::SeveralEntries,
+            Answer::DisabledThere(_) => Refusal::DisabledThere,
+            Answer::LockedThere(_) => Refusal::LockedThere,
+            Answer::WrongPassword(_) if user.is_some_and(|u| u.disabled) => Refusal::Disabled,
+            Answer::WrongPassword(_) => Refusal::WrongPassword,
+            Answer::Accepted(entry) => match self.store_directory_user(name, &entry)? {
+                Some(row) if !row.disabled => return Ok(Verdict::Accepted(row)),
+                Some(_) => Refusal::Disabled,
+                // A local user of that name was added meanwhile: it wins.
+                None => Refusal::UnknownUser,
+            },
+        };
+        // A refusal costs what a local one does (an Argon2 check), so the time of a failed
+        // login does not tell a local user's name from a name the directory does not know.
+        self.passwords.verify(None, Some(password))?;
+        Ok(Verdict::Refused(refusal))
     }
 
     /// Stores (or refreshes) a directory user from its entry: DN, department and rights as
