@@ -88,7 +88,8 @@ pub struct Entry {
     /// Disabled there (Active Directory: `userAccountControl` bit 2; 389/Red Hat:
     /// `nsAccountLock`).
     pub disabled: bool,
-    /// Locked there (OpenLDAP: `pwdAccountLockedTime`; Active Directory: `lockoutTime`).
+    /// Locked there (OpenLDAP: `pwdAccountLockedTime`; Active Directory: the lockout flag of
+    /// `msDS-User-Account-Control-Computed`).
     pub locked: bool,
 }
 
@@ -116,12 +117,16 @@ pub enum Answer {
 const STATE_ATTRIBUTES: &[&str] = &[
     "memberOf",
     "userAccountControl",
-    "lockoutTime",
+    "msDS-User-Account-Control-Computed",
     "pwdAccountLockedTime",
     "nsAccountLock",
 ];
 /// Active Directory's `userAccountControl` flag for a disabled account.
 const ACCOUNTDISABLE: u32 = 2;
+/// Active Directory's flag for a locked account, in the computed
+/// `msDS-User-Account-Control-Computed` (`lockoutTime` stays set after the lock has run out
+/// until the next logon, so it cannot be read alone).
+const UF_LOCKOUT: u32 = 0x10;
 
 /// The directory: its settings, its servers and the runtime its client runs on.
 pub struct Directory {
@@ -271,12 +276,7 @@ impl Inner {
             .as_deref()
             .and_then(|a| first(&entry, a))
             .map(str::to_owned);
-        let disabled = first(&entry, "userAccountControl")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .is_some_and(|flags| flags & ACCOUNTDISABLE != 0)
-            || first(&entry, "nsAccountLock").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let locked = first(&entry, "pwdAccountLockedTime").is_some()
-            || first(&entry, "lockoutTime").is_some_and(|v| v.trim() != "0");
+        let (disabled, locked) = state_of(&entry);
         let groups = membership::groups_of(self, &mut ticket, &entry).await?;
         ticket.give_back();
         let rights = Right::ALL
@@ -303,6 +303,20 @@ impl Inner {
     }
 }
 
+/// Whether an entry is disabled, and whether it is locked, in the directory's own terms.
+fn state_of(entry: &SearchEntry) -> (bool, bool) {
+    let flags = |attribute| {
+        first(entry, attribute)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let disabled = flags("userAccountControl") & ACCOUNTDISABLE != 0
+        || first(entry, "nsAccountLock").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let locked = first(entry, "pwdAccountLockedTime").is_some()
+        || flags("msDS-User-Account-Control-Computed") & UF_LOCKOUT != 0;
+    (disabled, locked)
+}
+
 /// The first value of an attribute, its name compared as LDAP does (case-insensitively).
 fn first<'a>(entry: &'a SearchEntry, attribute: &'a str) -> Option<&'a str> {
     values(entry, attribute).next()
@@ -314,4 +328,57 @@ fn values<'a>(entry: &'a SearchEntry, attribute: &'a str) -> impl Iterator<Item 
         .iter()
         .filter(move |(name, _)| name.eq_ignore_ascii_case(attribute))
         .flat_map(|(_, v)| v.iter().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attrs: &[(&str, &str)]) -> SearchEntry {
+        SearchEntry {
+            dn: "uid=x,dc=example,dc=org".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+            bin_attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn active_directory_flags_say_disabled_and_locked() {
+        assert_eq!(
+            state_of(&entry(&[("userAccountControl", "512")])),
+            (false, false)
+        );
+        assert_eq!(
+            state_of(&entry(&[("userAccountControl", "514")])),
+            (true, false)
+        );
+        assert_eq!(
+            state_of(&entry(&[("msDS-User-Account-Control-Computed", "16")])),
+            (false, true)
+        );
+        // A lockoutTime left from a lock that has run out locks no one.
+        assert_eq!(
+            state_of(&entry(&[("lockoutTime", "133000000000000000")])),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn openldap_and_389_attributes_say_locked_and_disabled() {
+        assert_eq!(
+            state_of(&entry(&[("pwdAccountLockedTime", "20261207010000Z")])),
+            (false, true)
+        );
+        assert_eq!(
+            state_of(&entry(&[("nsAccountLock", "TRUE")])),
+            (true, false)
+        );
+        assert_eq!(
+            state_of(&entry(&[("useraccountcontrol", "2")])),
+            (true, false)
+        );
+    }
 }
