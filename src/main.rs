@@ -12,7 +12,7 @@ use sessiond::startup::{backup, open_migrated_service, open_service, Application
 use sessiond::telemetry;
 
 mod verbs;
-use verbs::{check_user_arguments, sessions, user};
+use verbs::{check_user_arguments, directory, sessions, user};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,22 @@ enum Command {
     /// Inspect and end sessions
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The directory (LDAP or Active Directory) of SESSIOND_LDAP_URL
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Search for a user as a login would: its DN, department, groups and rights; with
+    /// --password-stdin, also whether a bind with that password succeeds
+    Check {
+        /// The user ID to look up
+        user: String,
+        /// Read a password from standard input and try a bind with it
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Args)]
@@ -213,6 +229,11 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             let service =
                 open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             user(&service, cmd)
+        }
+        Command::Directory(cmd) => {
+            let service =
+                open_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            directory(&service, cmd)
         }
         Command::Sessions(cmd) => {
             if let SessionsCommand::End {

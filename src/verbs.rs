@@ -8,7 +8,7 @@ use sessiond::domain::{Department, EndReason, Password, Right, SessionId, UserId
 use sessiond::service::{SessionService, SessionView};
 use sessiond::telemetry;
 
-use crate::{SessionsCommand, UserCommand};
+use crate::{DirectoryCommand, SessionsCommand, UserCommand};
 
 /// The password of `--password-stdin`: on a terminal typed twice without echo (the two must
 /// match), else one line from standard input, as a script pipes it.
@@ -176,7 +176,10 @@ pub(crate) fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             }
         }
         UserCommand::List => {
-            println!("{:<24} {:<16} {:<9} RIGHTS", "USER", "DEPARTMENT", "STATE");
+            println!(
+                "{:<24} {:<16} {:<9} {:<48} {:<9} DN",
+                "USER", "DEPARTMENT", "STATE", "RIGHTS", "SOURCE"
+            );
             for u in s.list_users().map_err(e)? {
                 let state = match (u.disabled, u.locked) {
                     (true, _) => "disabled",
@@ -184,12 +187,19 @@ pub(crate) fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
                     _ => "enabled",
                 };
                 let rights: Vec<_> = u.rights.iter().map(|r| r.as_str()).collect();
+                let rights = if rights.is_empty() {
+                    "-".to_owned()
+                } else {
+                    rights.join(",")
+                };
                 println!(
-                    "{:<24} {:<16} {:<9} {}",
+                    "{:<24} {:<16} {:<9} {:<48} {:<9} {}",
                     u.user_id,
                     u.department.as_deref().unwrap_or("-"),
                     state,
-                    rights.join(",")
+                    rights,
+                    u.source,
+                    u.dn.as_deref().unwrap_or("-")
                 );
             }
         }
@@ -282,6 +292,85 @@ pub(crate) fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), S
             println!("end reason:     {}", opt(v.end_reason.as_deref()));
             println!("created by:     {}", opt(v.created_by.as_deref()));
         }
+    }
+    Ok(())
+}
+
+/// `directory check USER [--password-stdin]`: what a login would find, and why not.
+pub(crate) fn directory(s: &SessionService, cmd: DirectoryCommand) -> Result<(), String> {
+    use sessiond::service::identity::directory::{Answer, Entry, Found};
+    let DirectoryCommand::Check {
+        user,
+        password_stdin,
+    } = cmd;
+    let id = parse_user(&user)?;
+    let password = if password_stdin {
+        Some(read_password(&user)?)
+    } else {
+        None
+    };
+    let check = s
+        .directory_check(&id, password.as_ref())
+        .map_err(|e| e.to_string())?;
+    for url in &check.clear_text {
+        println!("warning: {url} is plain ldap:// without StartTLS: passwords travel in clear");
+    }
+    if check.local_user {
+        println!(
+            "note: {user} is a local user: logins check its password here and never ask the \
+             directory"
+        );
+    }
+    let show = |e: &Entry| {
+        println!("dn:          {}", e.dn);
+        println!("department:  {}", e.department.as_deref().unwrap_or("-"));
+        let groups = if e.groups.is_empty() {
+            "-".to_owned()
+        } else {
+            e.groups.join("; ")
+        };
+        println!("groups:      {groups}");
+        let rights: Vec<_> = e.rights.iter().map(|r| r.as_str()).collect();
+        let rights = if rights.is_empty() {
+            "-".to_owned()
+        } else {
+            rights.join(",")
+        };
+        println!("rights:      {rights}");
+        if e.disabled {
+            println!("state:       disabled in the directory (logins refused)");
+        } else if e.locked {
+            println!("state:       locked in the directory (logins refused)");
+        } else {
+            println!("state:       enabled");
+        }
+    };
+    match &check.found {
+        Err(why) => return Err(format!("the directory cannot be searched: {why}")),
+        Ok(Found::NoEntry) => return Err(format!("no entry in the directory for {user}")),
+        Ok(Found::Several(n)) => {
+            return Err(format!(
+                "{n} entries in the directory match {user}: the user filter must find one"
+            ))
+        }
+        Ok(Found::One(entry)) => show(entry),
+    }
+    match check.bind {
+        None => {}
+        Some(Ok(Answer::Accepted(_))) => println!("bind:        succeeded"),
+        Some(Ok(Answer::WrongPassword(_))) => {
+            return Err("bind refused: wrong password (invalidCredentials)".into())
+        }
+        Some(Ok(Answer::DisabledThere(_))) => {
+            return Err("not bound: the entry is disabled in the directory".into())
+        }
+        Some(Ok(Answer::LockedThere(_))) => {
+            return Err("not bound: the entry is locked in the directory".into())
+        }
+        Some(Ok(Answer::NoEntry | Answer::Several(_))) => {
+            return Err("not bound: the entry was not found again".into())
+        }
+        Some(Err(why)) => return Err(format!("bind failed: {why}")),
     }
     Ok(())
 }

@@ -53,6 +53,9 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 /// A year: what browsers are told to remember HTTPS for the console.
 pub const DEFAULT_CONSOLE_HSTS: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const DEFAULT_CONSOLE_PATH: &str = "/admin/";
+pub const DEFAULT_LDAP_USER_FILTER: &str = "(uid={user})";
+pub const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LDAP_SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 const ENV_PREFIX: &str = "SESSIOND_";
 /// The variable naming the TOML file; not a setting itself.
@@ -218,6 +221,62 @@ macro_rules! config_settings {
         console_path: Option<String> = Some(DEFAULT_CONSOLE_PATH.to_owned());
             key "console_path", env "SESSIOND_CONSOLE_PATH", shown "/admin/",
             read Text, then console_path;
+        /// directory URLs (ldap:// or ldaps://), space-separated, tried in order (none: no directory)
+        ldap_url: Vec<String> = Vec::new();
+            key "ldap_url", env "SESSIOND_LDAP_URL", shown "none",
+            read Words, then ldap_urls;
+        /// upgrade ldap:// connections with StartTLS before anything is sent
+        ldap_starttls: bool = false;
+            key "ldap_starttls", env "SESSIOND_LDAP_STARTTLS", shown "false",
+            read Flag, then flag;
+        /// PEM file of the CAs trusted for ldaps:// and StartTLS (none: the system's)
+        ldap_ca_file: Option<PathBuf> = None;
+            key "ldap_ca_file", env "SESSIOND_LDAP_CA_FILE", shown "none",
+            read Text, then optional_file_or_none;
+        /// the directory's service account that searches (none: anonymous search)
+        ldap_bind_dn: Option<String> = None;
+            key "ldap_bind_dn", env "SESSIOND_LDAP_BIND_DN", shown "none",
+            read Text, then optional_text;
+        /// file whose first line is the service account's password
+        ldap_bind_password_file: Option<PathBuf> = None;
+            key "ldap_bind_password_file", env "SESSIOND_LDAP_BIND_PASSWORD_FILE", shown "none",
+            read Text, then optional_file_or_none;
+        /// where directory users are searched (subtree)
+        ldap_user_base: Option<String> = None;
+            key "ldap_user_base", env "SESSIOND_LDAP_USER_BASE", shown "none",
+            read Text, then optional_text;
+        /// the search filter; {user} is the user ID, escaped (Active Directory: (sAMAccountName={user}))
+        ldap_user_filter: String = DEFAULT_LDAP_USER_FILTER.to_owned();
+            key "ldap_user_filter", env "SESSIOND_LDAP_USER_FILTER", shown "(uid={user})",
+            read Text, then user_filter;
+        /// the attribute whose first value is a directory user's department (none: no department)
+        ldap_department_attribute: Option<String> = None;
+            key "ldap_department_attribute", env "SESSIOND_LDAP_DEPARTMENT_ATTRIBUTE", shown "none",
+            read Text, then optional_text;
+        /// group DNs, separated by ;, whose members hold AdministratorRight
+        ldap_admin_groups: Vec<String> = Vec::new();
+            key "ldap_admin_groups", env "SESSIOND_LDAP_ADMIN_GROUPS", shown "none",
+            read Dns, then dns;
+        /// group DNs, separated by ;, whose members hold UpdateSessionRight
+        ldap_update_groups: Vec<String> = Vec::new();
+            key "ldap_update_groups", env "SESSIOND_LDAP_UPDATE_GROUPS", shown "none",
+            read Dns, then dns;
+        /// group DNs, separated by ;, whose members hold ViewSessionRight
+        ldap_view_groups: Vec<String> = Vec::new();
+            key "ldap_view_groups", env "SESSIOND_LDAP_VIEW_GROUPS", shown "none",
+            read Dns, then dns;
+        /// membership through groups of groups counts too
+        ldap_nested_groups: bool = false;
+            key "ldap_nested_groups", env "SESSIOND_LDAP_NESTED_GROUPS", shown "false",
+            read Flag, then flag;
+        /// longest wait for the directory: connecting, and each operation
+        ldap_timeout: Duration = DEFAULT_LDAP_TIMEOUT;
+            key "ldap_timeout", env "SESSIOND_LDAP_TIMEOUT", shown "5s",
+            read Dur, within "10ms" to "5m", then duration;
+        /// how often directory users with live sessions are checked again
+        ldap_sync_interval: Duration = DEFAULT_LDAP_SYNC_INTERVAL;
+            key "ldap_sync_interval", env "SESSIOND_LDAP_SYNC_INTERVAL", shown "5m",
+            read Dur, within "1s" to "7d", then duration;
     } };
 }
 
@@ -385,6 +444,15 @@ impl Config {
             for key in table.keys() {
                 origins.insert(key.clone(), format!("{key} in {}", path.display()));
             }
+            // `[ldap]` holds the directory's settings without their `ldap_` prefix.
+            if let Some(toml::Value::Table(ldap)) = table.remove("ldap") {
+                origins.remove("ldap");
+                for (key, value) in ldap {
+                    let flat = format!("ldap_{key}");
+                    origins.insert(flat.clone(), format!("ldap.{key} in {}", path.display()));
+                    table.insert(flat, value);
+                }
+            }
         }
         // Environment values are strings; every reader below also accepts a string, so the
         // merged table needs no knowledge of each setting's type.
@@ -416,6 +484,7 @@ impl Config {
         };
         config.apply(raw, origin)?;
         config.check_tls_pair(&origin)?;
+        config.check_directory()?;
         config.cap_activity_lag(
             &origin("activity_lag"),
             origins.contains_key("activity_lag"),
@@ -434,6 +503,30 @@ impl Config {
             setting: env_name(missing),
             message: format!("not set, but {} is: TLS needs both", origin(given)),
         })
+    }
+
+    /// A directory needs somewhere to search, and a service account's password with its DN.
+    fn check_directory(&self) -> Result<(), ConfigError> {
+        if self.ldap_url.is_empty() {
+            return Ok(());
+        }
+        let missing = |setting: &str, message: &str| ConfigError::Invalid {
+            setting: env_name(setting),
+            message: message.to_owned(),
+        };
+        if self.ldap_user_base.is_none() {
+            return Err(missing(
+                "ldap_user_base",
+                "not set, but SESSIOND_LDAP_URL is: the directory needs a base to search users in",
+            ));
+        }
+        if self.ldap_bind_dn.is_some() != self.ldap_bind_password_file.is_some() {
+            return Err(missing(
+                "ldap_bind_password_file",
+                "the service account needs both SESSIOND_LDAP_BIND_DN and its password file",
+            ));
+        }
+        Ok(())
     }
 
     /// docs/behaviour.md §3: the lag is never more than a tenth of the timeout, whatever was asked;

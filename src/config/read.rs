@@ -192,7 +192,125 @@ impl<'de> Deserialize<'de> for List {
     }
 }
 
+/// A list of words: space-separated text, or in the file an array of strings.
+#[derive(Debug)]
+pub(super) struct Words(Vec<String>);
+
+impl<'de> Deserialize<'de> for Words {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a space-separated list or an array of strings")]
+        enum Either {
+            Text(String),
+            Items(Vec<String>),
+        }
+        let items: Vec<String> = match Either::deserialize(d)? {
+            Either::Text(s) => s.split_whitespace().map(str::to_owned).collect(),
+            Either::Items(items) => items.into_iter().map(|p| p.trim().to_owned()).collect(),
+        };
+        Ok(Words(
+            items
+                .into_iter()
+                .filter(|p: &String| !p.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+/// Distinguished names: separated by `;` (a DN has commas of its own), or in the file an array.
+#[derive(Debug)]
+pub(super) struct Dns(Vec<String>);
+
+impl<'de> Deserialize<'de> for Dns {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "DNs separated by ; or an array of strings")]
+        enum Either {
+            Text(String),
+            Items(Vec<String>),
+        }
+        let items: Vec<String> = match Either::deserialize(d)? {
+            Either::Text(s) => s.split(';').map(|p| p.trim().to_owned()).collect(),
+            Either::Items(items) => items.into_iter().map(|p| p.trim().to_owned()).collect(),
+        };
+        Ok(Dns(items
+            .into_iter()
+            .filter(|p: &String| !p.is_empty())
+            .collect()))
+    }
+}
+
+/// `true` or `false` (also `yes`/`no`, `on`/`off`, `1`/`0`), or in the file a boolean.
+#[derive(Debug)]
+pub(super) struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "true or false")]
+        enum Either {
+            Bool(bool),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Bool(b) => Ok(Flag(b)),
+            Either::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(Flag(true)),
+                "false" | "no" | "off" | "0" | "" => Ok(Flag(false)),
+                _ => Err(de::Error::custom(format!("'{s}' is not true or false"))),
+            },
+        }
+    }
+}
+
 // What each row's `then` makes of the value read.
+
+pub(super) fn flag(f: Flag) -> Result<bool, String> {
+    Ok(f.0)
+}
+
+/// Text, or `none` (or empty) for none.
+pub(super) fn optional_text(t: Text) -> Result<Option<String>, String> {
+    let s = t.0.trim();
+    Ok((!s.is_empty() && s != "none").then(|| s.to_owned()))
+}
+
+/// A file path, or `none` (or empty) for none.
+pub(super) fn optional_file_or_none(t: Text) -> Result<Option<PathBuf>, String> {
+    Ok(optional_text(t)?.map(PathBuf::from))
+}
+
+pub(super) fn ldap_urls(w: Words) -> Result<Vec<String>, String> {
+    for u in &w.0 {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("ldap://") || lower.starts_with("ldaps://")) {
+            return Err(format!("'{u}' is not an ldap:// or ldaps:// URL"));
+        }
+        url::Url::parse(u).map_err(|e| format!("'{u}' is not a URL: {e}"))?;
+    }
+    Ok(w.0)
+}
+
+pub(super) fn user_filter(t: Text) -> Result<String, String> {
+    let s = t.0.trim();
+    if !s.contains("{user}") || !s.starts_with('(') || !s.ends_with(')') {
+        return Err(format!(
+            "'{s}' is not a filter in parentheses holding {{user}}, like (uid={{user}})"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+pub(super) fn dns(d: Dns) -> Result<Vec<String>, String> {
+    for dn in &d.0 {
+        if !dn.contains('=') {
+            return Err(format!(
+                "'{dn}' is not a DN like cn=admins,ou=groups,dc=example,dc=org"
+            ));
+        }
+    }
+    Ok(d.0)
+}
 
 pub(super) fn database_url(t: Text) -> Result<DatabaseUrl, String> {
     DatabaseUrl::parse(&t.0)

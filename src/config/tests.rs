@@ -340,3 +340,52 @@ fn the_console_path_gets_a_trailing_slash_and_off_turns_it_off() {
     let e = from_env(&[("SESSIOND_CONSOLE_PATH", "admin")]).unwrap_err();
     assert!(e.to_string().contains("SESSIOND_CONSOLE_PATH"), "{e}");
 }
+
+#[test]
+fn the_directory_is_read_from_the_ldap_table_with_lists_as_arrays() {
+    let c = from_file(
+        "[ldap]\nurl = [\"ldaps://a.example.org\", \"ldaps://b.example.org:636\"]\n\
+         user_base = \"ou=people,dc=example,dc=org\"\nstarttls = false\n\
+         admin_groups = [\"cn=admins,ou=a,dc=example,dc=org\", \"cn=ops,dc=example,dc=org\"]\n\
+         nested_groups = true\ntimeout = \"2s\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.ldap_url.len(), 2);
+    assert_eq!(c.ldap_admin_groups[0], "cn=admins,ou=a,dc=example,dc=org");
+    assert_eq!(c.ldap_admin_groups.len(), 2);
+    assert!(c.ldap_nested_groups);
+    assert_eq!(c.ldap_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn directory_urls_are_split_on_spaces_and_group_dns_on_semicolons() {
+    let c = from_env(&[
+        ("SESSIOND_LDAP_URL", "ldap://a:389 ldaps://b"),
+        ("SESSIOND_LDAP_USER_BASE", "dc=example,dc=org"),
+        (
+            "SESSIOND_LDAP_VIEW_GROUPS",
+            "cn=v,ou=g,dc=example,dc=org; cn=w,dc=example,dc=org",
+        ),
+        ("SESSIOND_LDAP_STARTTLS", "true"),
+    ])
+    .unwrap();
+    assert_eq!(c.ldap_url, ["ldap://a:389", "ldaps://b"]);
+    assert_eq!(
+        c.ldap_view_groups,
+        ["cn=v,ou=g,dc=example,dc=org", "cn=w,dc=example,dc=org"]
+    );
+    assert!(c.ldap_starttls);
+}
+
+#[test]
+fn a_bad_directory_setting_names_its_variable() {
+    let e = from_env(&[("SESSIOND_LDAP_URL", "http://a")]).unwrap_err();
+    assert!(e.starts_with("SESSIOND_LDAP_URL:"), "{e}");
+    let e = from_env(&[("SESSIOND_LDAP_URL", "ldap://a")]).unwrap_err();
+    assert!(e.starts_with("SESSIOND_LDAP_USER_BASE:"), "{e}");
+    let e = from_env(&[("SESSIOND_LDAP_USER_FILTER", "uid=x")]).unwrap_err();
+    assert!(e.starts_with("SESSIOND_LDAP_USER_FILTER:"), "{e}");
+    let e = from_file("[ldap]\nnested_groups = \"maybe\"\n", &[]).unwrap_err();
+    assert!(e.contains("ldap.nested_groups in s.toml"), "{e}");
+}

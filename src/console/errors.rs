@@ -22,7 +22,7 @@ pub enum ConsoleError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
-    #[error("the session store is unavailable; try again shortly")]
+    #[error("the service is unavailable (its database or directory); try again shortly")]
     Unavailable,
     #[error("internal error")]
     Internal,

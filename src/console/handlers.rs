@@ -71,8 +71,7 @@ pub(super) async fn sign_in(
         .await
         .map_err(|e| ConsoleError::from_service(e, &console.sign_in_url()))?;
     let outcome = web::block(move || {
-        let _turn = turn;
-        service.console_sign_in(user.as_ref(), password.as_ref(), &ctx)
+        turn.hold_while(|| service.console_sign_in(user.as_ref(), password.as_ref(), &ctx))
     })
     .await;
     let refused = |status: actix_web::http::StatusCode, error: &str| {

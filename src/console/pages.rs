@@ -184,6 +184,9 @@ pub struct UserLine {
     pub rights: String,
     pub missing: Vec<&'static str>,
     pub held: Vec<&'static str>,
+    /// A directory user: its password, rights and department are the directory's.
+    pub directory: bool,
+    pub dn: String,
 }
 
 impl UserLine {
@@ -213,6 +216,8 @@ impl UserLine {
             },
             missing,
             held,
+            directory: u.source == "directory",
+            dn: u.dn.clone().unwrap_or_default(),
         }
     }
 }

@@ -231,7 +231,7 @@ async fn answer(
         } if service.validate_from_memory(id) => Ok(Ok(Outcome::Done(Answer::Valid(true)))),
         _ => {
             // Logins wait for their turn here, on no thread, before they take one.
-            let _turn = if operation.checks_a_password() {
+            let turn = if operation.checks_a_password() {
                 match service.login_turn().await {
                     Ok(turn) => Some(turn),
                     Err(e) => return fault_response(version, &fault_of(&e)),
@@ -243,10 +243,16 @@ async fn answer(
                 host: super::origin::client_host(&req, &state.trusted_proxies),
             };
             web::block(move || {
-                request.handle(&Calls {
-                    service: &service,
-                    ctx: &ctx,
-                })
+                let handle = || {
+                    request.handle(&Calls {
+                        service: &service,
+                        ctx: &ctx,
+                    })
+                };
+                match turn {
+                    Some(turn) => turn.hold_while(handle),
+                    None => handle(),
+                }
             })
             .await
         }

@@ -6,6 +6,7 @@ use base64::Engine;
 
 use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::{lookalike, Department, EndReason, Password, Right, SessionId, UserId};
+use crate::store::accounts;
 use crate::store::users::{self, UserRow};
 use crate::telemetry::SECURITY;
 
@@ -28,6 +29,10 @@ pub struct UserSummary {
     pub disabled: bool,
     pub locked: bool,
     pub rights: Vec<Right>,
+    /// `local` or `directory`.
+    pub source: String,
+    /// A directory user's entry.
+    pub dn: Option<String>,
 }
 
 pub(super) fn no_user(user_id: &UserId) -> ServiceError {
@@ -46,6 +51,20 @@ fn rights_of(u: &UserRow) -> Vec<Right> {
 }
 
 impl SessionService {
+    /// A directory user's password, rights and department are the directory's: changing them
+    /// here is refused with a message saying so. An unknown user is `no_user`.
+    fn refuse_if_directory_owned(&self, user_id: &UserId, what: &str) -> Result<()> {
+        match users::find(&mut *self.conn()?, user_id.as_str())? {
+            None => Err(no_user(user_id)),
+            Some(u) if u.source == users::DIRECTORY => Err(ServiceError::invalid(format!(
+                "{user_id} is a directory user: its {what} comes from the directory \
+                 ({}); change it there",
+                u.dn.as_deref().unwrap_or("no DN stored")
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
     pub fn add_user(
         &self,
         user_id: &UserId,
@@ -79,7 +98,7 @@ impl SessionService {
         let hash = self.passwords.hash(password)?;
         let row = UserRow {
             user_id: user_id.as_str().to_owned(),
-            password_hash: hash,
+            password_hash: Some(hash),
             department: department.map(|d| d.as_str().to_owned()),
             disabled: false,
             admin_right: false,
@@ -88,6 +107,8 @@ impl SessionService {
             failed_logins: 0,
             locked_until: None,
             created_at: self.now(),
+            source: users::LOCAL.to_owned(),
+            dn: None,
         };
         users::insert(&mut *self.conn()?, &row)?;
         Ok(())
@@ -104,6 +125,7 @@ impl SessionService {
         keep_sessions: bool,
     ) -> Result<usize> {
         self.check_new_password(password)?;
+        self.refuse_if_directory_owned(user_id, "password")?;
         let hash = self.passwords.hash(password)?;
         if users::set_password(&mut *self.conn()?, user_id.as_str(), &hash)? == 0 {
             return Err(no_user(user_id));
@@ -120,7 +142,7 @@ impl SessionService {
     /// Disables a user and ends all of its sessions (reason `user-disabled`); returns how many.
     /// One transaction behind the user's row lock: no login in flight can leave it a session.
     pub fn disable_user(&self, user_id: &UserId) -> Result<usize> {
-        let ended = users::disable(
+        let ended = accounts::disable(
             &mut *self.conn()?,
             user_id.as_str(),
             EndReason::UserDisabled.as_str(),
@@ -156,6 +178,7 @@ impl SessionService {
     /// Gives (`held`) or takes a right; returns whether that changed anything, false when the
     /// user already held it, or did not hold it, as asked.
     pub fn change_right(&self, user_id: &UserId, right: Right, held: bool) -> Result<bool> {
+        self.refuse_if_directory_owned(user_id, "rights")?;
         let mut conn = self.conn()?;
         let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(user_id))?;
         let (mut admin, mut update, mut view) =
@@ -178,7 +201,7 @@ impl SessionService {
     /// the user's row lock, so no login in flight can leave it a session. The history keeps
     /// the ended sessions with the user's ID until the retention period is over.
     pub fn delete_user(&self, user_id: &UserId) -> Result<usize> {
-        let ended = users::delete(
+        let ended = accounts::delete(
             &mut *self.conn()?,
             user_id.as_str(),
             EndReason::Deleted.as_str(),
@@ -201,6 +224,7 @@ impl SessionService {
     }
 
     pub fn set_department(&self, user_id: &UserId, department: Option<&Department>) -> Result<()> {
+        self.refuse_if_directory_owned(user_id, "department")?;
         let department = department.map(Department::as_str);
         match users::set_department(&mut *self.conn()?, user_id.as_str(), department)? {
             0 => Err(no_user(user_id)),
@@ -218,6 +242,8 @@ impl SessionService {
                 user_id: u.user_id,
                 department: u.department,
                 disabled: u.disabled,
+                source: u.source,
+                dn: u.dn,
             })
             .collect())
     }

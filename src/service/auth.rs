@@ -1,43 +1,23 @@
 //! Who is calling and what they may do: the caller's session and user, the rights of
-//! docs/behaviour.md §2, password checks with the lock-out, and the one login gate.
+//! docs/behaviour.md §2, and the one login gate. Whether a password is right is `identity`'s
+//! question.
 //!
 //! The gate is the only bound on password checks in flight and on how long a login waits for
 //! its turn (`login_wait`). The HTTP layer takes a turn before it takes a blocking thread, so
 //! the logins of a flood wait on no thread at all; the hashing threads behind the gate
-//! (`passwords.rs`) then never see more than the gate lets through.
+//! (`identity/local.rs`) then never see more than the gate lets through.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{chrono_duration, Result, ServiceError, SessionService};
-use crate::domain::{ClientType, Password, SessionId, UserId};
-use crate::store::sessions::{self, SessionRow};
-use crate::store::users::{self, Reservation, UserRow};
+use super::{Result, ServiceError, SessionService};
+use crate::domain::{ClientType, SessionId};
+use crate::store::accounts;
+use crate::store::sessions::SessionRow;
+use crate::store::users::UserRow;
 use crate::store::DbConnection;
-use crate::telemetry::{LoginResult, SECURITY};
-
-/// Why a password check failed, as the log says it; the client is told only
-/// AUTHENTICATION_FAILED or ACCOUNT_LOCKED.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    UnknownUser,
-    WrongPassword,
-    Disabled,
-    Locked,
-}
-
-impl Refusal {
-    fn as_str(self) -> &'static str {
-        match self {
-            Refusal::UnknownUser => "unknown_user",
-            Refusal::WrongPassword => "wrong_password",
-            Refusal::Disabled => "disabled",
-            Refusal::Locked => "locked",
-        }
-    }
-}
 
 /// The authenticated caller of an operation: its session (activity already renewed) and user.
 pub(crate) struct Caller {
@@ -73,6 +53,28 @@ pub struct LoginGate {
 
 /// A login's turn at the password check; the next login may go when it is dropped.
 pub struct LoginTurn(#[allow(dead_code)] OwnedSemaphorePermit);
+
+thread_local! {
+    /// The turn of the login running on this thread, while [`LoginTurn::hold_while`] runs it.
+    static HELD: std::cell::RefCell<Option<LoginTurn>> = const { std::cell::RefCell::new(None) };
+}
+
+impl LoginTurn {
+    /// Runs a login on this thread holding the turn, which the login may give back early
+    /// ([`give_back_turn`]) once it knows it will not hash: a directory login waits on the
+    /// directory, not on the hashing threads, and must not keep local logins out meanwhile.
+    pub fn hold_while<R>(self, login: impl FnOnce() -> R) -> R {
+        HELD.with(|held| *held.borrow_mut() = Some(self));
+        let result = login();
+        HELD.with(|held| held.borrow_mut().take());
+        result
+    }
+}
+
+/// Gives back the turn held on this thread, if any (see [`LoginTurn::hold_while`]).
+pub(crate) fn give_back_turn() {
+    HELD.with(|held| drop(held.borrow_mut().take()));
+}
 
 impl LoginGate {
     pub fn new(concurrent: usize, wait: Duration) -> Self {
@@ -113,7 +115,7 @@ impl SessionService {
     ) -> Result<Caller> {
         let id = session_id.ok_or(ServiceError::InvalidSession)?;
         let (mut session, user) =
-            sessions::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
+            accounts::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
         let now = self.now();
         let alive = !user.disabled
             && self
@@ -127,154 +129,7 @@ impl SessionService {
         session.last_activity = now;
         Ok(Caller { session, user })
     }
-
-    /// Checks a user's password with the lock-out rules; the user on success.
-    ///
-    /// Every name gets the same answers in the same order at the same cost. Each check is
-    /// reserved before its hash (a user's in its row, shared by every instance; a name that is
-    /// no user's in memory, see `lockout.rs`): with the threshold of checks in flight or failed,
-    /// the next waits for their outcome (a success opens the count again, a failure starts the
-    /// lock and it gets `AccountLocked`), so checks sent at once cannot overshoot it, and a
-    /// lock refuses before any hash. An unknown name, a disabled user and a wrong password then
-    /// cost the same Argon2 check and fail alike. A user ID or password that could belong to no
-    /// one (`None`) costs a hash too. Every check is counted and a failure logged with its real
-    /// cause; `host` is the caller's address when there is one.
-    pub(crate) fn check_password(
-        &self,
-        user_id: Option<&UserId>,
-        password: Option<&Password>,
-        host: Option<&str>,
-    ) -> Result<UserRow> {
-        let refusal = match self.verify_password(user_id, password)? {
-            Ok(user) => {
-                self.telemetry.login(LoginResult::Ok);
-                return Ok(user);
-            }
-            Err(refusal) => refusal,
-        };
-        log::warn!(
-            target: SECURITY,
-            event = "login_failed",
-            user = user_id.map_or("-", |u| u.as_str()),
-            reason = refusal.as_str(),
-            host = host.unwrap_or("-");
-            "login failed"
-        );
-        if let Refusal::Locked = refusal {
-            self.telemetry.login(LoginResult::Locked);
-            Err(ServiceError::AccountLocked)
-        } else {
-            self.telemetry.login(LoginResult::Failed);
-            Err(ServiceError::AuthenticationFailed)
-        }
-    }
-
-    /// The check itself: the user, or why not (the outer `Result` is for the store failing).
-    fn verify_password(
-        &self,
-        user_id: Option<&UserId>,
-        password: Option<&Password>,
-    ) -> Result<std::result::Result<UserRow, Refusal>> {
-        let Some(name) = user_id else {
-            // No user can have this name, so no user's answers can be told from its.
-            self.passwords.verify(None, password)?;
-            return Ok(Err(Refusal::UnknownUser));
-        };
-        let threshold = self.settings.lockout_threshold;
-        let (user, count) = self.reserve_check(name, threshold)?;
-        let cause = match &user {
-            None => Refusal::UnknownUser,
-            Some(u) if u.disabled => Refusal::Disabled,
-            Some(_) => Refusal::WrongPassword,
-        };
-        let Some(count) = count else {
-            return Ok(Err(Refusal::Locked));
-        };
-        // The connection is back in the pool while Argon2 runs.
-        let matches = self
-            .passwords
-            .verify(user.as_ref().map(|u| u.password_hash.as_str()), password)?;
-        match user {
-            Some(user) if matches && !user.disabled => {
-                if threshold > 0 {
-                    users::clear_failures(&mut *self.conn()?, &user.user_id)?;
-                }
-                Ok(Ok(user))
-            }
-            user => {
-                if threshold > 0 && count >= threshold {
-                    let until = self.now() + chrono_duration(self.settings.lockout_duration);
-                    // Run for an unknown name too (it changes no row), to cost the same.
-                    let stored =
-                        users::record_failure(&mut *self.conn()?, name.as_str(), threshold, until)?;
-                    let locked = match user {
-                        Some(_) => stored,
-                        None => self
-                            .unknown_names
-                            .record_failure(name.as_str(), threshold, until),
-                    };
-                    if locked {
-                        log::warn!(
-                            target: SECURITY,
-                            event = "lockout",
-                            user = name.as_str(),
-                            until:% = until.format("%Y-%m-%dT%H:%M:%SZ");
-                            "user locked out after {threshold} failed password checks"
-                        );
-                    }
-                }
-                Ok(Err(cause))
-            }
-        }
-    }
-
-    /// The user (if any) and the reserved check's count, `None` for a lock in force; waits, at
-    /// most the login wait, while the count is full. With no lock-out, nothing is counted.
-    fn reserve_check(
-        &self,
-        name: &UserId,
-        threshold: u32,
-    ) -> Result<(Option<UserRow>, Option<u32>)> {
-        if threshold == 0 {
-            return Ok((users::find(&mut *self.conn()?, name.as_str())?, Some(0)));
-        }
-        let deadline = Instant::now() + self.settings.login_wait;
-        loop {
-            let now = self.now();
-            let full_until = now + chrono_duration(FULL_MARK);
-            // A fresh connection each time: none is held while waiting.
-            let stored = users::reserve_check(
-                &mut *self.conn()?,
-                name.as_str(),
-                threshold,
-                now,
-                full_until,
-            )?;
-            let (user, reservation) = match stored {
-                Some((user, r)) => (Some(user), r),
-                None => (
-                    None,
-                    self.unknown_names
-                        .reserve(name.as_str(), threshold, now, full_until),
-                ),
-            };
-            match reservation {
-                Reservation::Granted(n) => return Ok((user, Some(n))),
-                Reservation::Locked => return Ok((user, None)),
-                Reservation::Full if Instant::now() >= deadline => {
-                    return Err(ServiceError::LoginsBusy)
-                }
-                Reservation::Full => std::thread::sleep(FULL_POLL),
-            }
-        }
-    }
 }
-
-/// How long a full count holds further checks back when the checks that filled it never
-/// finish (a crash mid-hash): far longer than a check takes, short enough not to lock anyone.
-const FULL_MARK: Duration = Duration::from_secs(60);
-/// How often a check waiting on a full count asks again.
-const FULL_POLL: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {

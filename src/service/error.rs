@@ -6,7 +6,7 @@
 //! wait, `Internal` for anything else), never the text. The kinds a client caused
 //! (`InvalidRequest` and the rest) carry a message written for that client.
 
-use super::passwords::HashError;
+use super::identity::local::HashError;
 use crate::store;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum ServiceError {
     /// The user has the most active sessions allowed and the policy refuses a new one.
     #[error("the user has the most sessions allowed; end one first")]
     SessionLimitReached,
-    #[error("the session store is unavailable")]
+    #[error("the service is unavailable (its database or directory); try again shortly")]
     Unavailable,
     /// More logins than the password checks can take waited past the login wait.
     #[error("too many logins at once; try again")]

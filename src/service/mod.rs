@@ -6,10 +6,11 @@
 //! except what [`SessionService::validate_is_cheap`] says may run inline.
 //!
 //! The rooms: `error` (the kinds and what is logged vs shown), `auth` (callers, rights,
-//! password checks, lock-out, the login gate), `listing` (filters, pages), `expiry`
+//! the login gate), `identity` (who a user is and whether a password is right: lock-out,
+//! Argon2id, the directory), `listing` (filters, pages), `expiry`
 //! (deadlines, pending activity, removal, history purge), `cache` (sessions seen valid and
 //! their renewals, in memory), `revocation` (following the log of ended sessions),
-//! `passwords` (the hashing threads), `policy` (ending many sessions at once, the
+//! `policy` (ending many sessions at once, the
 //! rule for new passwords), `view` (a session as clients see it), `admin` (the
 //! CLI's verbs), `console` (what the admin console sees and does), `login_stats` (logins per
 //! minute for its chart), `clock`.
@@ -23,11 +24,10 @@ mod error;
 mod expiry;
 mod handles;
 mod health;
+pub mod identity;
 mod listing;
-mod lockout;
 pub mod login_stats;
 mod opening;
-pub mod passwords;
 mod policy;
 mod revocation;
 mod view;
@@ -40,7 +40,8 @@ use chrono::NaiveDateTime;
 use crate::domain::{
     redact, ClientName, ClientType, EndReason, LimitPolicy, ListedIds, Password, SessionId, UserId,
 };
-use crate::store::sessions::{self, Opened, SessionRow};
+use crate::store::accounts::{self, Opened};
+use crate::store::sessions::{self, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 use crate::telemetry::{Telemetry, SECURITY};
@@ -51,9 +52,9 @@ pub use auth::LoginTurn;
 use cache::SessionCache;
 use clock::Clock;
 pub use error::{Result, ServiceError};
+use identity::local::Passwords;
+use identity::lockout::UnknownNames;
 pub use listing::{ArrayDialect, SessionFilter, SessionPages};
-use lockout::UnknownNames;
-use passwords::Passwords;
 pub use view::SessionView;
 
 /// The rules' parameters, handed in by whoever builds the service (startup, from the config).
@@ -82,6 +83,8 @@ pub struct Settings {
     pub cache_capacity: usize,
     /// What listings and details show of a session: its ID or a handle (see `handles`).
     pub listed_ids: ListedIds,
+    /// Where users not in the users table are looked up; `None`: local users only.
+    pub directory: Option<identity::directory::DirectorySettings>,
 }
 
 /// What the transport knows about a call that the rules need.
@@ -108,9 +111,17 @@ pub struct SessionService {
     /// The keys of listed handles and console CSRF tokens, read from the database when first
     /// needed (a start with the database down still serves what needs none).
     keys: std::sync::OnceLock<Arc<handles::Keys>>,
+    /// The directory, when one is configured.
+    directory: Option<identity::directory::Directory>,
 }
 
 impl SessionService {
+    /// The directory's settings, when one is configured: startup names it in the log and
+    /// schedules its sync.
+    pub fn directory_settings(&self) -> Option<&identity::directory::DirectorySettings> {
+        self.settings.directory.as_ref()
+    }
+
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
@@ -120,7 +131,15 @@ impl SessionService {
         let passwords = Passwords::new(settings.hash_concurrency)?;
         // Enough checks in flight to keep the hashing threads fed, and no more.
         let logins = LoginGate::new(settings.hash_concurrency.max(1) * 2, settings.login_wait);
+        let directory = match &settings.directory {
+            Some(d) => Some(
+                identity::directory::Directory::new(d.clone(), telemetry.clone())
+                    .map_err(|e| ServiceError::invalid(format!("directory: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            directory,
             store,
             clock,
             cache: SessionCache::new(settings.cache_capacity),

@@ -28,6 +28,7 @@ impl SessionService {
             user = row.user_id.as_str(),
             client_type = row.client_type.as_str(),
             host = row.host.as_deref().unwrap_or("-"),
+            source = user.source.as_str(),
             session:% = id;
             "login succeeded"
         );
@@ -37,7 +38,7 @@ impl SessionService {
     /// Stores a new session if its user is still there and enabled (false if not), within the
     /// per-user cap: ending the least recently active sessions to make room, or refusing with
     /// `SessionLimitReached`, as the policy says. One write transaction behind the user's row
-    /// lock (see `sessions::open`), so the count is exact under concurrent logins on every
+    /// lock (see `accounts::open`), so the count is exact under concurrent logins on every
     /// instance, and no session outlives a disable that was in flight.
     ///
     /// Active is judged by the stored last activity after this instance's pending renewals are
@@ -48,7 +49,7 @@ impl SessionService {
         let cap = self
             .settings
             .max_sessions_per_user
-            .map(|max| sessions::Cap {
+            .map(|max| accounts::Cap {
                 max,
                 cutoffs: self.cutoffs(now),
                 evict: match self.settings.session_limit_policy {
@@ -60,7 +61,7 @@ impl SessionService {
         if cap.is_some() {
             self.store_pending_on(&mut conn)?;
         }
-        match sessions::open(&mut conn, row, cap, self.latest_activity())? {
+        match accounts::open(&mut conn, row, cap, self.latest_activity())? {
             Opened::Stored { evicted } => {
                 self.telemetry.session_opened();
                 self.cache

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// The periodic work: storing renewed activity, the optional sweep of expired sessions, and the
-/// history purge. Each runs on a blocking thread and only logs its failures: the database may
+/// The periodic work: storing renewed activity, the optional sweep of expired sessions, the
+/// directory sync, and the history purge. Each runs on a blocking thread and only logs its failures: the database may
 /// be away for a while, and the next tick tries again.
 pub(super) fn spawn_background(
     service: &Arc<SessionService>,
@@ -40,6 +40,11 @@ pub(super) fn spawn_background(
             Ok(())
         },
     );
+    if let Some(directory) = service.directory_settings() {
+        spawn_every(service, directory.sync_interval, "directory sync", |s| {
+            s.sync_directory()
+        });
+    }
     spawn_every(service, HISTORY_PURGE_INTERVAL, "purge history", |s| {
         s.purge_history().map(|n| {
             if n > 0 {

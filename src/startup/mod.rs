@@ -24,6 +24,7 @@ use crate::console::{self, ConsoleSettings};
 use crate::http::health::Observability;
 use crate::http::{self, AppState};
 use crate::service::clock::{Clock, SystemClock};
+use crate::service::identity::directory::DirectorySettings;
 use crate::service::{NewAdmin, ServiceError, SessionService, Settings};
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -79,6 +80,8 @@ pub enum StartupError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error("{0}")]
+    Directory(String),
     #[error("cannot write the admin password to {path}: {source}")]
     AdminFile {
         path: String,
@@ -129,12 +132,45 @@ fn service_on(
         .metrics
         .db_pool_max
         .set(i64::from(config.db_pool_size));
-    Ok(SessionService::new(
-        store,
-        clock,
-        service_settings(config),
-        telemetry,
-    )?)
+    let mut settings = service_settings(config);
+    settings.directory = directory_settings(config)?;
+    Ok(SessionService::new(store, clock, settings, telemetry)?)
+}
+
+/// The directory's settings, with the service account's password read from its file (the
+/// first line); `None` when no directory is configured.
+pub fn directory_settings(c: &Config) -> Result<Option<DirectorySettings>, StartupError> {
+    if c.ldap_url.is_empty() {
+        return Ok(None);
+    }
+    let bind = match (&c.ldap_bind_dn, &c.ldap_bind_password_file) {
+        (Some(dn), Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                StartupError::Directory(format!(
+                    "SESSIOND_LDAP_BIND_PASSWORD_FILE: cannot read {}: {e}",
+                    file.display()
+                ))
+            })?;
+            let password = text.lines().next().unwrap_or_default().to_owned();
+            Some((dn.clone(), password))
+        }
+        _ => None,
+    };
+    Ok(Some(DirectorySettings {
+        urls: c.ldap_url.clone(),
+        starttls: c.ldap_starttls,
+        ca_file: c.ldap_ca_file.clone(),
+        bind,
+        user_base: c.ldap_user_base.clone().unwrap_or_default(),
+        user_filter: c.ldap_user_filter.clone(),
+        department_attribute: c.ldap_department_attribute.clone(),
+        admin_groups: c.ldap_admin_groups.clone(),
+        update_groups: c.ldap_update_groups.clone(),
+        view_groups: c.ldap_view_groups.clone(),
+        nested_groups: c.ldap_nested_groups,
+        timeout: c.ldap_timeout,
+        sync_interval: c.ldap_sync_interval,
+    }))
 }
 
 /// The service's own settings, out of the config: the service never reads the config itself.
@@ -154,6 +190,8 @@ pub fn service_settings(c: &Config) -> Settings {
         session_limit_policy: c.session_limit_policy,
         listed_ids: c.listed_ids,
         cache_capacity: c.cache_capacity,
+        // Read from its password file by `open_service`.
+        directory: None,
     }
 }
 
@@ -310,6 +348,18 @@ impl Application {
         };
 
         spawn_background(&service, &config, &telemetry);
+        if let Some(directory) = service.directory_settings() {
+            log::info!(
+                "directory users from {} (search under {})",
+                directory.urls.join(" "),
+                directory.user_base
+            );
+            for url in directory.clear_text_urls() {
+                log::warn!(
+                    "directory {url} is plain ldap:// without StartTLS: passwords travel in clear"
+                );
+            }
+        }
         for path in &paths {
             log::info!(
                 "sessiond listening on {scheme}://{local}{path} (database: {}, location: {})",

@@ -11,6 +11,7 @@
 //! that need a backend's own features (RETURNING, SQLite's `BEGIN IMMEDIATE`) are written once
 //! too, and expanded per backend by [`on_backend!`].
 
+pub mod accounts;
 mod backup;
 pub mod console;
 pub mod ends;

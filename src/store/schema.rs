@@ -3,7 +3,7 @@
 diesel::table! {
     users (user_id) {
         user_id -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         department -> Nullable<Text>,
         disabled -> Bool,
         admin_right -> Bool,
@@ -12,6 +12,8 @@ diesel::table! {
         failed_logins -> Integer,
         locked_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        source -> Text,
+        dn -> Nullable<Text>,
     }
 }
 

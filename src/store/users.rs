@@ -1,4 +1,5 @@
-//! The `users` table: credentials, rights, department, lock-out state.
+//! The `users` table: credentials, rights, department, lock-out state. Nothing here touches
+//! sessions: what spans both is in `accounts`.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -6,11 +7,15 @@ use diesel::prelude::*;
 use super::schema::users;
 use super::{DbConnection, WriteTransaction};
 
+pub const LOCAL: &str = "local";
+pub const DIRECTORY: &str = "directory";
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub user_id: String,
-    pub password_hash: String,
+    /// The Argon2id hash of a local user; none for a directory user.
+    pub password_hash: Option<String>,
     pub department: Option<String>,
     pub disabled: bool,
     pub admin_right: bool,
@@ -19,6 +24,10 @@ pub struct UserRow {
     pub failed_logins: i32,
     pub locked_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// `local` or `directory`: where the password is checked.
+    pub source: String,
+    /// A directory user's entry, as last found.
+    pub dn: Option<String>,
 }
 
 pub fn find(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<UserRow>> {
@@ -96,6 +105,86 @@ pub fn set_rights(
             users::view_right.eq(view),
         ))
         .execute(conn)
+}
+
+/// A directory user as last read from its entry.
+#[derive(Debug, Clone)]
+pub struct DirectoryUser<'a> {
+    pub user_id: &'a str,
+    pub dn: &'a str,
+    pub department: Option<&'a str>,
+    pub admin_right: bool,
+    pub update_right: bool,
+    pub view_right: bool,
+}
+
+/// Stores a directory user, or refreshes the one stored: DN, department and rights as read;
+/// `disabled` and the lock-out state are left as they are (a disable in sessiond wins). `None`
+/// when the ID is a local user's, which is never touched.
+pub fn store_directory_user(
+    conn: &mut DbConnection,
+    user: &DirectoryUser<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<UserRow>> {
+    conn.write_transaction(|conn| {
+        match lock(conn, user.user_id)? {
+            Some(row) if row.source != DIRECTORY => return Ok(None),
+            Some(_) => {
+                diesel::update(users::table.find(user.user_id))
+                    .set((
+                        users::dn.eq(user.dn),
+                        users::department.eq(user.department),
+                        users::admin_right.eq(user.admin_right),
+                        users::update_right.eq(user.update_right),
+                        users::view_right.eq(user.view_right),
+                    ))
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(users::table)
+                    .values((
+                        users::user_id.eq(user.user_id),
+                        users::password_hash.eq(None::<String>),
+                        users::source.eq(DIRECTORY),
+                        users::dn.eq(user.dn),
+                        users::department.eq(user.department),
+                        users::admin_right.eq(user.admin_right),
+                        users::update_right.eq(user.update_right),
+                        users::view_right.eq(user.view_right),
+                        users::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        lock(conn, user.user_id)
+    })
+}
+
+/// Gives back a check reserved by [`reserve_check`] that never ran to an answer (the directory
+/// did not answer): the count goes down by one, and a row it had filled opens again. A lock
+/// started meanwhile (count back at 0) is left alone.
+pub fn give_back_check(conn: &mut DbConnection, user_id: &str, threshold: u32) -> QueryResult<()> {
+    let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
+    conn.write_transaction(|conn| {
+        let Some(row) = lock(conn, user_id)? else {
+            return Ok(());
+        };
+        if row.failed_logins == 0 {
+            return Ok(());
+        }
+        let locked_until = if row.failed_logins >= threshold {
+            None
+        } else {
+            row.locked_until
+        };
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::failed_logins.eq(row.failed_logins - 1),
+                users::locked_until.eq(locked_until),
+            ))
+            .execute(conn)
+            .map(drop)
+    })
 }
 
 /// What asking for a password check came to ([`reserve_check`]).
@@ -193,50 +282,6 @@ pub fn lock(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<UserRo
             .optional(),
         DbConnection::Sqlite(c) => query.select(UserRow::as_select()).first(c).optional(),
     }
-}
-
-/// Disables a user and ends all of its sessions in one write transaction, the user's row first:
-/// a login that locked the row before has committed its session, which is then ended here; one
-/// that locks it after sees `disabled`. `None` when there is no such user; else how many ended.
-pub fn disable(
-    conn: &mut DbConnection,
-    user_id: &str,
-    reason: &str,
-    ended_at: NaiveDateTime,
-    latest: impl super::sessions::LatestActivity,
-) -> QueryResult<Option<usize>> {
-    conn.write_transaction(|conn| {
-        if set_disabled(conn, user_id, true)? == 0 {
-            return Ok(None);
-        }
-        super::sessions::end_all_of_user(conn, user_id, reason, ended_at, latest).map(Some)
-    })
-}
-
-/// Deletes a user and, first, ends all of its sessions into the history, in one write
-/// transaction behind the user's row lock (on PostgreSQL `FOR UPDATE`, which also holds back
-/// the foreign-key checks of session inserts until the user is gone). `None` when there is no
-/// such user; else how many sessions ended.
-pub fn delete(
-    conn: &mut DbConnection,
-    user_id: &str,
-    reason: &str,
-    ended_at: NaiveDateTime,
-    latest: impl super::sessions::LatestActivity,
-) -> QueryResult<Option<usize>> {
-    conn.write_transaction(|conn| {
-        let query = users::table.find(user_id).select(users::user_id);
-        let found: Option<String> = match conn {
-            DbConnection::Postgres(c) => query.for_update().first(c).optional()?,
-            DbConnection::Sqlite(c) => query.first(c).optional()?,
-        };
-        if found.is_none() {
-            return Ok(None);
-        }
-        let ended = super::sessions::end_all_of_user(conn, user_id, reason, ended_at, latest)?;
-        diesel::delete(users::table.find(user_id)).execute(conn)?;
-        Ok(Some(ended))
-    })
 }
 
 /// A successful check: the count starts again, and the row is open (a check that started during

@@ -142,6 +142,7 @@ impl Site {
                     state: cols[2].to_owned(),
                     rights: cols
                         .get(3)
+                        .filter(|r| **r != "-")
                         .map(|r| r.split(',').map(str::to_owned).collect())
                         .unwrap_or_default(),
                 }

@@ -343,6 +343,8 @@ impl SessionService {
                 user_id: u.user_id,
                 department: u.department,
                 disabled: u.disabled,
+                source: u.source,
+                dn: u.dn,
             })
             .collect())
     }

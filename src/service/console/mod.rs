@@ -158,6 +158,9 @@ pub struct UserState {
     pub locked_until: Option<NaiveDateTime>,
     pub failed_logins: i32,
     pub rights: Vec<Right>,
+    /// `local` or `directory` (whose password, rights and department are read-only here).
+    pub source: String,
+    pub dn: Option<String>,
 }
 
 /// A change the users page makes.

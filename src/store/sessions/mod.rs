@@ -8,8 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::history::HistoryRow;
-use super::schema::{session_history, sessions, users};
-use super::users::UserRow;
+use super::schema::{session_history, sessions};
 use super::{on_backend, DbConnection, WriteTransaction};
 
 mod ending;
@@ -74,65 +73,8 @@ pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
         .map(drop)
 }
 
-/// A cap on one user's active sessions, applied by [`open`].
-#[derive(Debug, Clone, Copy)]
-pub struct Cap<'a> {
-    pub max: u32,
-    /// What counts as active.
-    pub cutoffs: Cutoffs,
-    /// With the cap reached: `None` refuses the new session; `Some((reason, at))` ends the
-    /// least recently active ones (by stored last activity) to make room.
-    pub evict: Option<(&'a str, NaiveDateTime)>,
-}
-
-/// What [`open`] came to.
-#[derive(Debug)]
-pub enum Opened {
-    /// Stored; the sessions ended to make room for it, if any.
-    Stored { evicted: Vec<HistoryRow> },
-    /// The user is gone or disabled: nothing stored.
-    NoEnabledUser,
-    /// The cap is reached and says refuse: nothing stored.
-    CapReached,
-}
-
-/// Stores a new session for an enabled user, within the user's cap, in one write transaction
-/// that first locks the user's row ([`super::users::lock`]). Everything that must agree with
-/// the user's `disabled` flag or session count takes that lock first, so concurrent logins of
-/// one user, on any instance, are counted one after another, and a login racing a disable
-/// either is ended by it or sees the user disabled.
-pub fn open(
-    conn: &mut DbConnection,
-    row: &SessionRow,
-    cap: Option<Cap<'_>>,
-    latest: impl LatestActivity,
-) -> QueryResult<Opened> {
-    conn.write_transaction(|conn| {
-        match super::users::lock(conn, &row.user_id)? {
-            Some(user) if !user.disabled => {}
-            _ => return Ok(Opened::NoEnabledUser),
-        }
-        let mut evicted = Vec::new();
-        if let Some(cap) = cap {
-            let active = active_of_user(conn, &row.user_id, cap.cutoffs)?;
-            // Room for the new one: a cap lowered since may leave more than one to end.
-            let over = (active.len() + 1).saturating_sub(cap.max as usize);
-            if over > 0 {
-                let Some((reason, at)) = cap.evict else {
-                    return Ok(Opened::CapReached);
-                };
-                for id in active.iter().take(over) {
-                    evicted.extend(end(conn, id, reason, at, &latest)?);
-                }
-            }
-        }
-        insert(conn, row)?;
-        Ok(Opened::Stored { evicted })
-    })
-}
-
 /// A user's active sessions, least recently active first (ties: oldest, then by ID).
-fn active_of_user(
+pub(super) fn active_of_user(
     conn: &mut DbConnection,
     user_id: &str,
     cutoffs: Cutoffs,
@@ -173,19 +115,6 @@ pub fn find(conn: &mut DbConnection, session_id: &str) -> QueryResult<Option<Ses
     sessions::table
         .find(session_id)
         .select(SessionRow::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// A session with its user, in one round trip: what every right check needs.
-pub fn find_with_user(
-    conn: &mut DbConnection,
-    session_id: &str,
-) -> QueryResult<Option<(SessionRow, UserRow)>> {
-    sessions::table
-        .inner_join(users::table)
-        .filter(sessions::session_id.eq(session_id))
-        .select((SessionRow::as_select(), UserRow::as_select()))
         .first(conn)
         .optional()
 }

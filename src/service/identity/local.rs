@@ -9,6 +9,7 @@
 //!
 //! How many wait, and for how long, is not decided here: the login gate in `auth.rs` lets only
 //! a few password checks at a time reach this queue, so it never holds more than those.
+//! Which hash is checked, and what the answer means, is decided in `identity`.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};

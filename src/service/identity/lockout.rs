@@ -91,6 +91,21 @@ impl UnknownNames {
         }
     }
 
+    /// Gives back a reserved check that never ran to an answer: one fewer, and a count it had
+    /// filled opens again; a lock in force stays.
+    pub fn give_back(&self, name: &str, threshold: u32) {
+        let mut names = self.names();
+        if let Some(count) = names.get_mut(name) {
+            if count.checks == 0 {
+                return;
+            }
+            if count.checks >= threshold {
+                count.locked_until = None;
+            }
+            count.checks -= 1;
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.names().len()
@@ -148,6 +163,21 @@ mod tests {
         }
         assert_eq!(names.reserve("x", 5, t(0), t(1)), Reservation::Full);
         assert_eq!(names.reserve("x", 5, t(1), t(2)), Reservation::Granted(1));
+    }
+
+    #[test]
+    fn a_check_given_back_is_as_if_never_made() {
+        let names = UnknownNames::default();
+        for _ in 0..5 {
+            names.reserve("x", 5, t(0), t(1));
+        }
+        assert_eq!(names.reserve("x", 5, t(0), t(1)), Reservation::Full);
+        names.give_back("x", 5);
+        assert_eq!(names.reserve("x", 5, t(0), t(1)), Reservation::Granted(5));
+        // A lock in force is not lifted by a check given back.
+        assert!(names.record_failure("x", 5, t(15)));
+        names.give_back("x", 5);
+        assert_eq!(names.reserve("x", 5, t(1), t(2)), Reservation::Locked);
     }
 
     #[test]
