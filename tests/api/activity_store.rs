@@ -176,3 +176,73 @@ fn a_flush_of_ten_thousand_renewals_costs_a_few_microseconds_each() {
         );
     }
 }
+
+/// The console's pages and counts read the last activity from its own table, in every order
+/// and state they offer, with and without a filter (the hinted SQLite forms included).
+#[test]
+fn the_consoles_pages_and_counts_judge_state_by_the_activity_table() {
+    use sessiond::store::console::{
+        count_sessions, sessions_page, Direction, Seek, SessionFilters, SessionQuery, SortKey,
+    };
+    use sessiond::store::sessions::{Cutoffs, State};
+    let (_app, store) = seeded(300);
+    let mut conn = store.conn().unwrap();
+    // One in three renewed later: the active ones when the cutoff falls between.
+    let renewed = instant("2026-01-01 01:00:00");
+    let renewals: Vec<(String, NaiveDateTime)> =
+        (1..=300).step_by(3).map(|i| (id(i), renewed)).collect();
+    store_activity(&mut conn, &renewals).unwrap();
+    let cutoffs = Cutoffs {
+        idle: instant("2026-01-01 00:30:00"),
+        lifetime: None,
+    };
+    for (state, want) in [
+        (State::Active, 100),
+        (State::Expired, 200),
+        (State::Any, 300),
+    ] {
+        for filters in [
+            SessionFilters::default(),
+            SessionFilters {
+                client_type: Some("standard".into()),
+                ..Default::default()
+            },
+        ] {
+            for sort in [SortKey::Created, SortKey::LastActivity] {
+                for few in [false, true] {
+                    let query = SessionQuery {
+                        state,
+                        cutoffs,
+                        filters: filters.clone(),
+                        sort,
+                        direction: Direction::Descending,
+                        few,
+                    };
+                    let what = format!("{state:?} {filters:?} {sort:?} few={few}");
+                    assert_eq!(
+                        count_sessions(&mut conn, &query, 1_000).unwrap(),
+                        want,
+                        "{what}"
+                    );
+                    let first = sessions_page(&mut conn, &query, &Seek::First, 60).unwrap();
+                    assert_eq!(first.len(), 60.min(want as usize), "{what}");
+                    let last = first.last().unwrap();
+                    let key = match sort {
+                        SortKey::Created => (last.created_at, last.session_id.clone()),
+                        SortKey::LastActivity => (last.last_activity, last.session_id.clone()),
+                    };
+                    let next = sessions_page(&mut conn, &query, &Seek::After(key), 1_000).unwrap();
+                    assert_eq!(first.len() + next.len(), want as usize, "{what}");
+                    for row in first.iter().chain(&next) {
+                        let active = row.last_activity >= cutoffs.idle;
+                        match state {
+                            State::Active => assert!(active, "{what}"),
+                            State::Expired => assert!(!active, "{what}"),
+                            State::Any => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
