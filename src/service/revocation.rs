@@ -39,7 +39,14 @@ pub(super) struct Position {
     trimmed_at: Option<Instant>,
     /// When the last good read of the log began: the cache is fresh until a lag after it.
     read_at: Option<Instant>,
+    /// When a late read was last logged, and how many came late since (logged with the next).
+    warned_at: Option<Instant>,
+    late_unlogged: u64,
 }
+
+/// At most one warning of a late reader this often: on a starved machine every read may be
+/// late, and the metric counts each one.
+const WARN_LATE_EVERY: Duration = Duration::from_secs(10);
 
 /// How much later than `lag` after the read begun at `previous` a read ending at `now` came;
 /// `None` when it was in time.
@@ -72,16 +79,23 @@ impl SessionService {
             let mut pos = self.lock_position();
             let late = lateness(pos.read_at.replace(started), Instant::now(), lag);
             let trim_due = pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY);
-            drop(pos);
             if let Some(late) = late {
                 self.telemetry.metrics.revocation_reader_late_total.inc();
-                log::warn!(
-                    "revocation log read {} ms later than the revocation lag ({} ms): the \
-                     session cache answered nothing meanwhile",
-                    late.as_millis(),
-                    lag.as_millis()
-                );
+                pos.late_unlogged += 1;
+                if pos.warned_at.is_none_or(|t| t.elapsed() >= WARN_LATE_EVERY) {
+                    log::warn!(
+                        "revocation log read {} ms later than the revocation lag ({} ms), {} \
+                         late read(s) since the last warning: the session cache answered \
+                         nothing meanwhile",
+                        late.as_millis(),
+                        lag.as_millis(),
+                        pos.late_unlogged
+                    );
+                    pos.warned_at = Some(Instant::now());
+                    pos.late_unlogged = 0;
+                }
             }
+            drop(pos);
             if trim_due {
                 // Housekeeping, a write that waits for nobody: busy, it fails at once and
                 // says nothing of what was read, so the cache stays; a later turn tries again.
