@@ -51,26 +51,33 @@ def free_port():
 SQLITE_SEED = """
 WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 INSERT INTO sessions (session_id, user_id, client_type, client_name, host, location,
-                      created_at, last_activity, created_by)
+                      created_at, created_by)
 SELECT printf('c%08d', i), 'u' || (i % {users}),
        CASE WHEN i % 100 = 1 THEN 'clientless' WHEN i % 10 = 0 THEN 'bw' ELSE 'standard' END,
-       'bench', '127.0.0.1', 'site-' || (i % 3), t, t, NULL
+       'bench', '127.0.0.1', 'site-' || (i % 3), t, NULL
 FROM (SELECT i, strftime('%Y-%m-%d %H:%M:%f', 'now',
              printf('%.3f seconds', -((? - i) * 0.001 + CASE WHEN i % 10 = 5 THEN 7200 ELSE 0 END))) AS t
       FROM n)
+"""
+# Their last activity, in a table of its own: equal to their creation.
+SQLITE_SEED_ACTIVITY = """
+INSERT INTO session_activity (session_id, last_activity)
+SELECT session_id, created_at FROM sessions WHERE session_id BETWEEN printf('c%08d', ?) AND printf('c%08d', ?)
 """
 
 POSTGRES_SEED = """
 INSERT INTO users (user_id, password_hash, created_at)
 SELECT 'u' || g, 'x', now() AT TIME ZONE 'utc' FROM generate_series(0, {users} - 1) g;
 INSERT INTO sessions (session_id, user_id, client_type, client_name, host, location,
-                      created_at, last_activity, created_by)
+                      created_at, created_by)
 SELECT 'c' || lpad(i::text, 8, '0'), 'u' || (i % {users}),
        CASE WHEN i % 100 = 1 THEN 'clientless' WHEN i % 10 = 0 THEN 'bw' ELSE 'standard' END,
-       'bench', '127.0.0.1', 'site-' || (i % 3), t, t, NULL
+       'bench', '127.0.0.1', 'site-' || (i % 3), t, NULL
 FROM (SELECT i, (now() AT TIME ZONE 'utc') - ({n} - i) * interval '1 millisecond'
              - CASE WHEN i % 10 = 5 THEN interval '2 hours' ELSE interval '0' END AS t
       FROM generate_series(1, {n}) i) s;
+INSERT INTO session_activity (session_id, last_activity)
+SELECT session_id, created_at FROM sessions WHERE session_id LIKE 'c%';
 VACUUM ANALYZE;
 """
 
@@ -95,6 +102,7 @@ class Sqlite:
             last = min(first + chunk - 1, n)
             c.execute("BEGIN")
             c.execute(SQLITE_SEED.format(users=USERS), (first, last, n))
+            c.execute(SQLITE_SEED_ACTIVITY, (first, last))
             c.execute("COMMIT")
         c.execute("ANALYZE")
         c.close()

@@ -73,13 +73,16 @@ impl SessionService {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        let cpu = crate::telemetry::thread_cpu_time();
         let rows = renewals.len();
         let stored = sessions::store_activity(conn, &renewals);
         if stored.is_err() {
             self.telemetry.metrics.activity_flush_failures_total.inc();
             self.cache.restore(renewals);
         } else {
-            self.telemetry.activity_flushed(rows, started.elapsed());
+            let cpu = crate::telemetry::thread_cpu_time().saturating_sub(cpu);
+            self.telemetry
+                .activity_flushed(rows, started.elapsed(), cpu);
         }
         Ok(stored?)
     }

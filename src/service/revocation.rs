@@ -5,6 +5,13 @@
 //! and drops what it finds from the cache. Ends made here in bulk catch up at once
 //! ([`SessionService::catch_up_revocations`]), so this instance refuses them before it answers.
 //!
+//! The cache is fresh as soon as the log is read: the trim of old entries comes after, gives
+//! up at once when the database is busy (an activity store holds SQLite's write lock) and is
+//! tried again on a later turn, so the reader never waits on a flush. A read that comes more
+//! than the lag after the one before left the cache answering nothing meanwhile (every
+//! validate a database read): that is logged as a warning and counted
+//! (`revocation_reader_late_total`).
+//!
 //! What it cannot be sure of clears the cache (nothing vouched for until read again): a lost
 //! connection, a failed read, a gap (the log trimmed past our position), or more ends at once
 //! than are worth dropping one by one.
@@ -30,6 +37,22 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 pub(super) struct Position {
     seq: Option<i64>,
     trimmed_at: Option<Instant>,
+    /// When the last good read of the log began: the cache is fresh until a lag after it.
+    read_at: Option<Instant>,
+    /// When a late read was last logged, and how many came late since (logged with the next).
+    warned_at: Option<Instant>,
+    late_unlogged: u64,
+}
+
+/// At most one warning of a late reader this often: on a starved machine every read may be
+/// late, and the metric counts each one.
+const WARN_LATE_EVERY: Duration = Duration::from_secs(10);
+
+/// How much later than `lag` after the read begun at `previous` a read ending at `now` came;
+/// `None` when it was in time.
+fn lateness(previous: Option<Instant>, now: Instant, lag: Duration) -> Option<Duration> {
+    let due = previous? + lag;
+    (now > due).then(|| now - due)
 }
 
 impl SessionService {
@@ -55,25 +78,41 @@ impl SessionService {
             .check()
             .and_then(|()| self.read_log(feed.conn()))
             .map(|()| {
+                // Fresh as soon as read: nothing below may delay the hits.
+                self.cache.followed(started, lag);
                 let mut pos = self.lock_position();
-                if pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
-                    pos.trimmed_at = Some(Instant::now());
-                    drop(pos);
-                    // Housekeeping, a write: under a long write (a removal of a million on SQLite)
-                    // it may wait past the busy timeout. That says nothing of what was read, so it
-                    // does not clear the cache; the next trim tries again.
-                    if let Err(e) = ends::trim(feed.conn()) {
-                        log::debug!("revocation log: trim failed, tried again later: {e}");
+                let late = lateness(pos.read_at.replace(started), Instant::now(), lag);
+                let trim_due = pos.trimmed_at.is_none_or(|t| t.elapsed() >= TRIM_EVERY);
+                if let Some(late) = late {
+                    self.telemetry.metrics.revocation_reader_late_total.inc();
+                    pos.late_unlogged += 1;
+                    if pos.warned_at.is_none_or(|t| t.elapsed() >= WARN_LATE_EVERY) {
+                        log::warn!(
+                            "revocation log read {} ms later than the revocation lag ({} ms), {} \
+                             late read(s) since the last warning: the session cache answered \
+                             nothing meanwhile",
+                            late.as_millis(),
+                            lag.as_millis(),
+                            pos.late_unlogged
+                        );
+                        pos.warned_at = Some(Instant::now());
+                        pos.late_unlogged = 0;
+                    }
+                }
+                drop(pos);
+                if trim_due {
+                    // Housekeeping, a write that waits for nobody: busy, it fails at once and
+                    // says nothing of what was read, so the cache stays; a later turn tries again.
+                    match ends::trim(feed.conn()) {
+                        Ok(_) => self.lock_position().trimmed_at = Some(Instant::now()),
+                        Err(e) => log::debug!("revocation log: trim put off, database busy: {e}"),
                     }
                 }
             });
         drop(watch);
         // Half the lag between reads: an end whose notification was lost (or, on SQLite, that
         // no notification announces) is read well within the lag.
-        let turn = turn.and_then(|()| {
-            self.cache.followed(started, lag);
-            feed.wait(lag / 2)
-        });
+        let turn = turn.and_then(|()| feed.wait(lag / 2));
         if let Err(e) = &turn {
             if self.cache.unfollowed() {
                 log::warn!("revocation log: {e}; the session cache is cleared until it is back");
@@ -142,5 +181,33 @@ impl SessionService {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_within_the_lag_of_the_one_before_is_in_time() {
+        let t = Instant::now();
+        let lag = Duration::from_secs(1);
+        assert_eq!(lateness(Some(t), t + Duration::from_millis(999), lag), None);
+        assert_eq!(lateness(Some(t), t + lag, lag), None);
+    }
+
+    #[test]
+    fn a_read_past_the_lag_is_late_by_the_difference() {
+        let t = Instant::now();
+        let lag = Duration::from_secs(1);
+        assert_eq!(
+            lateness(Some(t), t + Duration::from_millis(1_500), lag),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn the_first_read_is_never_late() {
+        assert_eq!(lateness(None, Instant::now(), Duration::from_secs(1)), None);
     }
 }

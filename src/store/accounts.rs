@@ -76,6 +76,7 @@ pub fn find_with_user(
 ) -> QueryResult<Option<(SessionRow, UserRow)>> {
     schema::sessions::table
         .inner_join(schema::users::table)
+        .inner_join(schema::session_activity::table)
         .filter(schema::sessions::session_id.eq(session_id))
         .select((SessionRow::as_select(), UserRow::as_select()))
         .first(conn)

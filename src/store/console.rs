@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp};
 
 use super::history::HistoryRow;
-use super::schema::{session_history, sessions};
+use super::schema::{session_activity, session_history, sessions};
 use super::sessions::{Cutoffs, SessionRow, State};
 use super::{DbConnection, MultiBackend};
 
@@ -27,8 +27,8 @@ pub enum SortKey {
 impl SortKey {
     fn column(self) -> &'static str {
         match self {
-            SortKey::Created => "created_at",
-            SortKey::LastActivity => "last_activity",
+            SortKey::Created => "sessions.created_at",
+            SortKey::LastActivity => "session_activity.last_activity",
         }
     }
 }
@@ -129,7 +129,7 @@ impl Grouping {
 
 /// `(column, session_id) <op> (instant, id)`, as a row value so that both databases seek
 /// straight to the key in an index on (…, column, session_id); see `sessions::after_key` for
-/// why not an OR.
+/// why not an OR. A `column` qualified by its table qualifies the ID alike.
 fn key_test(
     column: &'static str,
     greater: bool,
@@ -141,7 +141,9 @@ fn key_test(
         + diesel::query_builder::QueryFragment<MultiBackend>,
 > {
     let op = if greater { ">" } else { "<" };
-    diesel::dsl::sql::<Bool>(&format!("({column}, session_id) {op} ("))
+    let table = column.split_once('.').map_or("", |(t, _)| t);
+    let dot = if table.is_empty() { "" } else { "." };
+    diesel::dsl::sql::<Bool>(&format!("({column}, {table}{dot}session_id) {op} ("))
         .bind::<Timestamp, _>(key.0)
         .sql(", ")
         .bind::<Text, _>(key.1.clone())
@@ -165,44 +167,40 @@ fn instant_test(
         .sql("")
 }
 
-/// The state and filter conditions of a sessions query, on a boxed query of any selection.
-fn filtered<'a, ST: 'a>(
-    mut q: sessions::BoxedQuery<'a, MultiBackend, ST>,
-    query: &'a SessionQuery,
-    hints: Hints,
-) -> sessions::BoxedQuery<'a, MultiBackend, ST> {
+/// The tables a sessions query reads: a session and its last activity.
+type Joined = diesel::dsl::InnerJoinQuerySource<sessions::table, session_activity::table>;
+/// One condition of a sessions query.
+type Condition<'a> = Box<dyn BoxableExpression<Joined, MultiBackend, SqlType = Bool> + 'a>;
+
+/// The state and filter conditions of a sessions query, to apply to a query of any selection.
+fn conditions<'a>(query: &'a SessionQuery, hints: Hints) -> Vec<Condition<'a>> {
     let cut = query.cutoffs;
     let p = hints.state;
+    let at = "session_activity.last_activity";
+    let created = "sessions.created_at";
+    let mut all: Vec<Condition<'a>> = Vec::new();
     match (query.state, cut.lifetime) {
         (State::Any, _) => {}
-        (State::Active, None) => q = q.filter(instant_test(p, "last_activity", ">=", cut.idle)),
+        (State::Active, None) => all.push(Box::new(instant_test(p, at, ">=", cut.idle))),
         (State::Active, Some(life)) => {
-            q = q
-                .filter(instant_test(p, "last_activity", ">=", cut.idle))
-                .filter(instant_test(p, "created_at", ">=", life))
+            all.push(Box::new(instant_test(p, at, ">=", cut.idle)));
+            all.push(Box::new(instant_test(p, created, ">=", life)));
         }
-        (State::Expired, None) => q = q.filter(instant_test(p, "last_activity", "<", cut.idle)),
-        (State::Expired, Some(life)) => {
-            q = q.filter(
-                instant_test(p, "last_activity", "<", cut.idle).or(instant_test(
-                    p,
-                    "created_at",
-                    "<",
-                    life,
-                )),
-            )
-        }
+        (State::Expired, None) => all.push(Box::new(instant_test(p, at, "<", cut.idle))),
+        (State::Expired, Some(life)) => all.push(Box::new(
+            instant_test(p, at, "<", cut.idle).or(instant_test(p, created, "<", life)),
+        )),
     }
     if let Some(user) = &query.filters.user_id {
-        q = q.filter(sessions::user_id.eq(user));
+        all.push(Box::new(sessions::user_id.eq(user)));
     }
     if let Some(kind) = &query.filters.client_type {
-        q = q.filter(sessions::client_type.eq(kind));
+        all.push(Box::new(sessions::client_type.eq(kind)));
     }
     if let Some(location) = &query.filters.location {
-        q = q.filter(sessions::location.eq(location));
+        all.push(Box::new(sessions::location.eq(location)));
     }
-    q
+    all
 }
 
 /// One page of stored sessions, at most `limit`, in the query's order whichever way `seek`
@@ -226,11 +224,13 @@ pub fn sessions_page(
     };
     let up = ascending == forward;
     let hints = hints(conn, query);
-    let mut q = filtered(
-        sessions::table.select(sessions::session_id).into_boxed(),
-        query,
-        hints,
-    );
+    let mut q = sessions::table
+        .inner_join(session_activity::table)
+        .select(sessions::session_id)
+        .into_boxed();
+    for c in conditions(query, hints) {
+        q = q.filter(c);
+    }
     if !hints.order.is_empty() {
         // The hinted order: the same (created_at, session_id) key, written so that no index
         // serves it.
@@ -238,14 +238,16 @@ pub fn sessions_page(
         let (op, dir) = if up { (">", "ASC") } else { ("<", "DESC") };
         if let Some(k) = key {
             q = q.filter(
-                diesel::dsl::sql::<Bool>(&format!("({p}created_at, {p}session_id) {op} ("))
-                    .bind::<Timestamp, _>(k.0)
-                    .sql(", ")
-                    .bind::<Text, _>(k.1.clone())
-                    .sql(")"),
+                diesel::dsl::sql::<Bool>(&format!(
+                    "({p}sessions.created_at, {p}sessions.session_id) {op} ("
+                ))
+                .bind::<Timestamp, _>(k.0)
+                .sql(", ")
+                .bind::<Text, _>(k.1.clone())
+                .sql(")"),
             );
         }
-        let order = format!("{p}created_at {dir}, {p}session_id {dir}");
+        let order = format!("{p}sessions.created_at {dir}, {p}sessions.session_id {dir}");
         q = q.order(diesel::dsl::sql::<Timestamp>(&order));
     } else {
         if let Some(k) = key {
@@ -258,12 +260,14 @@ pub fn sessions_page(
             (SortKey::Created, false) => {
                 q.order((sessions::created_at.desc(), sessions::session_id.desc()))
             }
-            (SortKey::LastActivity, true) => {
-                q.order((sessions::last_activity.asc(), sessions::session_id.asc()))
-            }
-            (SortKey::LastActivity, false) => {
-                q.order((sessions::last_activity.desc(), sessions::session_id.desc()))
-            }
+            (SortKey::LastActivity, true) => q.order((
+                session_activity::last_activity.asc(),
+                sessions::session_id.asc(),
+            )),
+            (SortKey::LastActivity, false) => q.order((
+                session_activity::last_activity.desc(),
+                sessions::session_id.desc(),
+            )),
         };
     }
     let mut ids: Vec<String> = q.limit(limit).load(conn)?;
@@ -271,6 +275,7 @@ pub fn sessions_page(
         ids.reverse();
     }
     let mut rows: Vec<SessionRow> = sessions::table
+        .inner_join(session_activity::table)
         .filter(sessions::session_id.eq_any(&ids))
         .select(SessionRow::as_select())
         .load(conn)?;
@@ -292,13 +297,13 @@ pub fn count_sessions(
     bound: i64,
 ) -> QueryResult<i64> {
     let hints = hints(conn, query);
-    let mut q = filtered(
-        sessions::table
-            .select(diesel::dsl::sql::<Integer>("1"))
-            .into_boxed(),
-        query,
-        hints,
-    );
+    let mut q = sessions::table
+        .inner_join(session_activity::table)
+        .select(diesel::dsl::sql::<Integer>("1"))
+        .into_boxed();
+    for c in conditions(query, hints) {
+        q = q.filter(c);
+    }
     if query.filters.any() {
         // A filter's index runs in creation order. Active sessions are mostly the recent
         // ones and expired ones the old: walking from the end where they are reaches the

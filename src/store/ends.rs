@@ -49,19 +49,41 @@ pub fn read_from(
         .load(conn)
 }
 
+#[derive(QueryableByName)]
+struct BusyTimeout {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    timeout: i32,
+}
+
 /// Drops entries older than a minute by the database's clock, always keeping the newest.
+///
+/// Housekeeping that must never hold the reader up: it does not wait for the write lock (on
+/// SQLite, behind an activity store or a removal) nor for another instance's trim (on
+/// PostgreSQL). Busy, it fails at once, and the caller tries again later.
 pub fn trim(conn: &mut DbConnection) -> QueryResult<usize> {
-    let sql = match conn {
-        DbConnection::Postgres(_) => format!(
-            "DELETE FROM session_ends WHERE ended_at < clock_timestamp() - interval \
-             '{KEEP_SECONDS} seconds' AND seq < (SELECT max(seq) FROM session_ends)"
-        ),
-        DbConnection::Sqlite(_) => format!(
-            "DELETE FROM session_ends WHERE ended_at < datetime('now', '-{KEEP_SECONDS} \
-             seconds') AND seq < (SELECT max(seq) FROM session_ends)"
-        ),
-    };
-    diesel::sql_query(sql).execute(conn)
+    match conn {
+        DbConnection::Postgres(c) => c.transaction(|c| {
+            c.batch_execute("SET LOCAL lock_timeout = '20ms'")?;
+            diesel::sql_query(format!(
+                "DELETE FROM session_ends WHERE ended_at < clock_timestamp() - interval \
+                 '{KEEP_SECONDS} seconds' AND seq < (SELECT max(seq) FROM session_ends)"
+            ))
+            .execute(c)
+        }),
+        DbConnection::Sqlite(c) => {
+            let was = diesel::sql_query("PRAGMA busy_timeout")
+                .get_result::<BusyTimeout>(c)?
+                .timeout;
+            c.batch_execute("PRAGMA busy_timeout = 0")?;
+            let trimmed = diesel::sql_query(format!(
+                "DELETE FROM session_ends WHERE ended_at < datetime('now', '-{KEEP_SECONDS} \
+                 seconds') AND seq < (SELECT max(seq) FROM session_ends)"
+            ))
+            .execute(c);
+            c.batch_execute(&format!("PRAGMA busy_timeout = {was}"))?;
+            trimmed
+        }
+    }
 }
 
 /// The revocation reader's own connection.

@@ -26,8 +26,15 @@ diesel::table! {
         host -> Nullable<Text>,
         location -> Text,
         created_at -> Timestamp,
-        last_activity -> Timestamp,
         created_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The one column every renewal writes, in a narrow table of its own (see its migration).
+    session_activity (session_id) {
+        session_id -> Text,
+        last_activity -> Timestamp,
     }
 }
 
@@ -55,4 +62,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, session_history);
+diesel::joinable!(session_activity -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    session_activity,
+    session_history,
+    server_secrets
+);

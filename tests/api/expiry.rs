@@ -155,11 +155,14 @@ fn seed_expired(app: &TestApp, user: &str, n: u32) {
         Backend::Postgres => diesel::PgConnection::establish(&app.db.url.target)
             .unwrap()
             .batch_execute(&format!(
-                "INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
-                 last_activity) SELECT 'old-' || lpad(g::text, 8, '0'), '{user}', 'standard', \
-                 'test-instance', t - interval '1 hour', t FROM generate_series(1, {n}) AS g, \
+                "INSERT INTO sessions (session_id, user_id, client_type, location, created_at) \
+                 SELECT 'old-' || lpad(g::text, 8, '0'), '{user}', 'standard', \
+                 'test-instance', t - interval '1 hour' FROM generate_series(1, {n}) AS g, \
                  LATERAL (SELECT now() AT TIME ZONE 'utc' - interval '2 hours' \
-                 - (g % 1500) * interval '1 millisecond' AS t) AS at"
+                 - (g % 1500) * interval '1 millisecond' AS t) AS at; \
+                 INSERT INTO session_activity (session_id, last_activity) \
+                 SELECT session_id, created_at + interval '1 hour' FROM sessions \
+                 WHERE session_id LIKE 'old-%'"
             )),
         Backend::Sqlite => diesel::SqliteConnection::establish(&app.db.url.target)
             .unwrap()
@@ -167,9 +170,12 @@ fn seed_expired(app: &TestApp, user: &str, n: u32) {
                 "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}), \
                  t(i, at) AS (SELECT i, strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 hours', \
                  '-' || ((i % 1500) / 1000.0) || ' seconds') FROM g) \
-                 INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
-                 last_activity) SELECT 'old-' || printf('%08d', i), '{user}', 'standard', \
-                 'test-instance', strftime('%Y-%m-%d %H:%M:%f', at, '-1 hours'), at FROM t"
+                 INSERT INTO sessions (session_id, user_id, client_type, location, created_at) \
+                 SELECT 'old-' || printf('%08d', i), '{user}', 'standard', \
+                 'test-instance', strftime('%Y-%m-%d %H:%M:%f', at, '-1 hours') FROM t; \
+                 INSERT INTO session_activity (session_id, last_activity) \
+                 SELECT session_id, strftime('%Y-%m-%d %H:%M:%f', created_at, '+1 hours') \
+                 FROM sessions WHERE session_id LIKE 'old-%'"
             )),
     }
     .unwrap();

@@ -1,5 +1,7 @@
 //! The API tests: one binary, each test against its own real server over HTTP.
 
+mod activity_store;
+mod activity_upgrade;
 mod attacks;
 mod cli;
 mod cluster;

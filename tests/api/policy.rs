@@ -143,17 +143,19 @@ fn seed_sessions(app: &TestApp, user: &str, n: u32) {
     use diesel::Connection;
     let sql = match app.db.url.backend {
         Backend::Postgres => format!(
-            "INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
-             last_activity) SELECT 'seed-' || lpad(g::text, 8, '0'), '{user}', 'standard', \
-             'test-instance', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc' \
-             FROM generate_series(1, {n}) AS g"
+            "INSERT INTO sessions (session_id, user_id, client_type, location, created_at) \
+             SELECT 'seed-' || lpad(g::text, 8, '0'), '{user}', 'standard', \
+             'test-instance', now() AT TIME ZONE 'utc' FROM generate_series(1, {n}) AS g; \
+             INSERT INTO session_activity (session_id, last_activity) \
+             SELECT session_id, created_at FROM sessions WHERE session_id LIKE 'seed-%'"
         ),
         Backend::Sqlite => format!(
             "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}) \
-             INSERT INTO sessions (session_id, user_id, client_type, location, created_at, \
-             last_activity) SELECT 'seed-' || printf('%08d', i), '{user}', 'standard', \
-             'test-instance', strftime('%Y-%m-%d %H:%M:%f', 'now'), \
-             strftime('%Y-%m-%d %H:%M:%f', 'now') FROM g"
+             INSERT INTO sessions (session_id, user_id, client_type, location, created_at) \
+             SELECT 'seed-' || printf('%08d', i), '{user}', 'standard', \
+             'test-instance', strftime('%Y-%m-%d %H:%M:%f', 'now') FROM g; \
+             INSERT INTO session_activity (session_id, last_activity) \
+             SELECT session_id, created_at FROM sessions WHERE session_id LIKE 'seed-%'"
         ),
     };
     match app.db.url.backend {

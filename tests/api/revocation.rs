@@ -351,3 +351,68 @@ fn with_the_listener_connection_killed_an_end_is_still_refused_within_the_lag() 
     }
     assert!(b.validate(&root) && a.validate(&root));
 }
+
+fn misses(app: &TestApp) -> u64 {
+    app.service
+        .telemetry()
+        .metrics
+        .session_cache_misses_total
+        .get()
+}
+
+/// Another process's long write on the SQLite file (a removal of a million, an activity store
+/// of another instance) holds the write lock across the reader's trim of the log, which is due
+/// every 10 s. The reader must not wait for it: the cache stays fresh, every validate is a hit.
+#[test]
+fn a_long_write_elsewhere_never_turns_cached_validates_into_misses() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let db = TestDb::sqlite();
+    let path = db.dir.path().join("sessiond.db");
+    // A lag of a second: a loaded machine may hold the reader's thread up for a tenth of one,
+    // never for the busy timeout (5 s) a trim waiting for the lock would take.
+    let app = spawn_app_on(db, None, |c| c.revocation_lag = Duration::from_secs(1));
+    app.add_user("alice", PW, None, &[]);
+    let id = app.get_session("alice", PW);
+    // Until the reader's first read the cache answers nothing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let before = hits(&app);
+        assert!(app.validate(&id));
+        if hits(&app) > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never a cache hit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut writer = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let before = misses(&app);
+    let late_before = app
+        .service
+        .telemetry()
+        .metrics
+        .revocation_reader_late_total
+        .get();
+    let until = std::time::Instant::now() + Duration::from_secs(12);
+    let mut validates = 0;
+    while std::time::Instant::now() < until {
+        assert!(app.validate(&id), "valid while another process writes");
+        validates += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.batch_execute("ROLLBACK").unwrap();
+    assert!(validates > 100, "only {validates} validates in 12 s");
+    assert_eq!(
+        misses(&app) - before,
+        0,
+        "validates missed the cache while the write lock was held elsewhere"
+    );
+    let late = app
+        .service
+        .telemetry()
+        .metrics
+        .revocation_reader_late_total
+        .get();
+    assert_eq!(late - late_before, 0, "the revocation reader fell behind");
+}

@@ -213,11 +213,13 @@ test('paging through 10,000 sessions shows each once, forwards and back', async 
   server.sql(`
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
     INSERT INTO sessions (session_id, user_id, client_type, client_name, host, location,
-                          created_at, last_activity, created_by)
+                          created_at, created_by)
     SELECT printf('bulk%06d', i), 'bulk', 'bw', 'loader', '127.0.0.1', 'browser-test',
-           strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d seconds', 10000 - i)),
-           strftime('%Y-%m-%d %H:%M:%f', 'now'), NULL
-    FROM n;`);
+           strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d seconds', 10000 - i)), NULL
+    FROM n;
+    INSERT INTO session_activity (session_id, last_activity)
+    SELECT session_id, strftime('%Y-%m-%d %H:%M:%f', 'now') FROM sessions
+    WHERE session_id LIKE 'bulk%';`);
   await withBrowser(async (page) => {
     await signIn(page, server, 'ops', 'ops-password');
     await page.goto(`${server.console}sessions?user=bulk&sort=created&order=asc&size=500`);

@@ -40,12 +40,19 @@ pub fn end(
     latest: impl LatestActivity,
 ) -> QueryResult<Option<HistoryRow>> {
     on_backend!(conn, |c| c.write_transaction(|c| {
-        let row = diesel::delete(sessions::table.find(session_id))
-            .returning(SessionRow::as_returning())
+        let at: Option<NaiveDateTime> = diesel::delete(session_activity::table.find(session_id))
+            .returning(session_activity::last_activity)
             .get_result(c)
             .optional()?;
-        let Some(row) = row else { return Ok(None) };
-        let row = with_latest(row, &latest);
+        let stored: Option<Stored> = diesel::delete(sessions::table.find(session_id))
+            .returning(Stored::as_returning())
+            .get_result(c)
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let at = at.unwrap_or(stored.created_at);
+        let row = with_latest(stored.with_activity(at), &latest);
         let record = history_of(row, ended_at, reason);
         diesel::insert_into(session_history::table)
             .values(&record)
@@ -63,10 +70,22 @@ pub fn end_all_of_user(
     latest: impl LatestActivity,
 ) -> QueryResult<usize> {
     on_backend!(conn, |c| c.write_transaction(|c| {
-        let rows: Vec<SessionRow> =
+        let of_user = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .select(sessions::session_id);
+        let activity: Vec<(String, NaiveDateTime)> = diesel::delete(
+            session_activity::table.filter(session_activity::session_id.eq_any(of_user)),
+        )
+        .returning((
+            session_activity::session_id,
+            session_activity::last_activity,
+        ))
+        .get_results(c)?;
+        let stored: Vec<Stored> =
             diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
-                .returning(SessionRow::as_returning())
+                .returning(Stored::as_returning())
                 .get_results(c)?;
+        let rows = rejoin(stored, activity);
         let records: Vec<HistoryRow> = rows
             .into_iter()
             .map(|r| history_of(with_latest(r, &latest), ended_at, reason))
@@ -92,9 +111,9 @@ pub enum Scope<'a> {
 /// after (`None`: nothing was left) and how many this call ended (fewer than it picked when
 /// another writer ended some first).
 ///
-/// The rows never leave the database: on PostgreSQL one statement deletes them and inserts
-/// their history (`WITH moved AS (DELETE … RETURNING …) INSERT …`), on SQLite, which allows no
-/// DELETE in a WITH, an INSERT … SELECT and a DELETE over the same key range in one
+/// On PostgreSQL the rows never leave the database: one statement deletes them and inserts
+/// their history (`WITH moved AS (DELETE … RETURNING …) INSERT …`); on SQLite, which allows no
+/// DELETE in a WITH, the key range is read, deleted with `RETURNING` and recorded in one
 /// transaction that holds the write lock. Both walk an index in ID order from the last key,
 /// for the reason [`end_expired_batch`] gives.
 pub fn end_batch(
@@ -155,7 +174,7 @@ pub(super) fn end_batch_sqlite(
     ended_at: NaiveDateTime,
 ) -> QueryResult<(Option<String>, usize)> {
     use diesel::dsl::sql;
-    use diesel::sql_types::{Bool, Text, Timestamp};
+    use diesel::sql_types::Bool;
     use diesel::sqlite::Sqlite;
 
     type Condition<'a> = Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool> + 'a>;
@@ -184,36 +203,20 @@ pub(super) fn end_batch_sqlite(
             .limit(1)
             .get_result(c)
             .optional()?;
-        let recorded = diesel::insert_into(session_history::table)
-            .values(sessions::table.filter(range(upto.as_deref())).select((
-                sessions::session_id,
-                sessions::user_id,
-                sessions::client_type,
-                sessions::client_name,
-                sessions::host,
-                sessions::location,
-                sessions::created_at,
-                sessions::last_activity,
-                sessions::created_by,
-                ended_at.into_sql::<Timestamp>(),
-                reason.to_owned().into_sql::<Text>(),
-            )))
-            .into_columns((
-                session_history::session_id,
-                session_history::user_id,
-                session_history::client_type,
-                session_history::client_name,
-                session_history::host,
-                session_history::location,
-                session_history::created_at,
-                session_history::last_activity,
-                session_history::created_by,
-                session_history::ended_at,
-                session_history::end_reason,
-            ))
-            .execute(c)?;
-        let deleted = diesel::delete(sessions::table.filter(range(upto.as_deref()))).execute(c)?;
-        debug_assert_eq!(recorded, deleted);
-        Ok((upto, deleted))
+        let ids: Vec<String> = sessions::table
+            .select(sessions::session_id)
+            .filter(range(upto.as_deref()))
+            .load(c)?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let records: Vec<HistoryRow> = take_sqlite(c, &ids)?
+            .into_iter()
+            .map(|r| history_of(r, ended_at, reason))
+            .collect();
+        for chunk in records.chunks(HISTORY_INSERT_CHUNK) {
+            diesel::insert_into(session_history::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        Ok((upto, records.len()))
     })
 }

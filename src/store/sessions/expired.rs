@@ -6,6 +6,7 @@ use super::*;
 pub(super) const HISTORY_INSERT_CHUNK: usize = 500;
 
 /// `(column, session_id) > (instant, id)`: rows after a key in an index on (column, session_id).
+/// A `column` qualified by its table (`sessions.created_at`) qualifies the ID alike, for joins.
 /// Written as a row value because both databases then seek straight to the key; the same test
 /// spelled with OR made PostgreSQL walk the index from its start (and, with a million expired
 /// sessions sharing one instant, every batch re-read all the deleted ones).
@@ -19,7 +20,9 @@ pub(super) fn after_key(
         + diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
         + diesel::query_builder::QueryFragment<crate::store::MultiBackend>,
 > {
-    diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("({column}, session_id) > ("))
+    let table = column.split_once('.').map_or("", |(t, _)| t);
+    let dot = if table.is_empty() { "" } else { "." };
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("({column}, {table}{dot}session_id) > ("))
         .bind::<diesel::sql_types::Timestamp, _>(instant)
         .sql(", ")
         .bind::<diesel::sql_types::Text, _>(id.to_owned())
@@ -102,9 +105,9 @@ pub(super) fn end_expired_batch_postgres(
     reason: &str,
     lifespan: Lifespan,
 ) -> QueryResult<(Option<ExpiryKey>, usize)> {
-    let (column, cutoff) = match expiry {
-        Expiry::Idle(cutoff) => ("last_activity", cutoff),
-        Expiry::Lifetime(cutoff) => ("created_at", cutoff),
+    let (column, table, cutoff) = match expiry {
+        Expiry::Idle(cutoff) => ("last_activity", "session_activity", cutoff),
+        Expiry::Lifetime(cutoff) => ("created_at", "sessions", cutoff),
     };
     let mut q = PgMove::default();
     let mut conditions = vec![format!("{column} < {}", q.arg(PgArg::Time(cutoff)))];
@@ -116,7 +119,7 @@ pub(super) fn end_expired_batch_postgres(
         ));
     }
     let pick = format!(
-        "SELECT session_id, {column} AS at FROM sessions WHERE {}
+        "SELECT session_id, {column} AS at FROM {table} WHERE {}
          ORDER BY {column}, session_id LIMIT {} FOR UPDATE SKIP LOCKED",
         conditions.join(" AND "),
         q.arg(PgArg::Int(limit)),
@@ -158,10 +161,16 @@ pub(super) fn end_expired_batch_sqlite(
     c.write_transaction(|c| {
         let keys: Vec<(NaiveDateTime, String)> = match expiry {
             Expiry::Idle(cutoff) => {
-                let mut q = sessions::table
-                    .select((sessions::last_activity, sessions::session_id))
-                    .filter(sessions::last_activity.lt(cutoff))
-                    .order((sessions::last_activity, sessions::session_id))
+                let mut q = session_activity::table
+                    .select((
+                        session_activity::last_activity,
+                        session_activity::session_id,
+                    ))
+                    .filter(session_activity::last_activity.lt(cutoff))
+                    .order((
+                        session_activity::last_activity,
+                        session_activity::session_id,
+                    ))
                     .limit(limit)
                     .into_boxed();
                 if let Some((t, id)) = after {
@@ -186,10 +195,7 @@ pub(super) fn end_expired_batch_sqlite(
             return Ok((None, 0));
         };
         let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
-        let rows: Vec<SessionRow> =
-            diesel::delete(sessions::table.filter(sessions::session_id.eq_any(&ids)))
-                .returning(SessionRow::as_returning())
-                .get_results(c)?;
+        let rows = take_sqlite(c, &ids)?;
         let ended = rows.len();
         let records: Vec<HistoryRow> = rows
             .into_iter()

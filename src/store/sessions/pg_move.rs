@@ -7,6 +7,11 @@ pub(super) const SHARED_COLUMNS: &str =
     "session_id, user_id, client_type, client_name, host, location, \
                               created_at, last_activity, created_by";
 
+/// The columns of `sessions` itself: the shared ones but the last activity, which lives in
+/// `session_activity`.
+pub(super) const STORED_COLUMNS: &str =
+    "session_id, user_id, client_type, client_name, host, location, created_at, created_by";
+
 /// One value bound to a [`PgMove`] statement.
 pub(super) enum PgArg {
     Int(i64),
@@ -17,7 +22,8 @@ pub(super) enum PgArg {
 /// A statement that moves a batch of sessions into the history on PostgreSQL, the bulk ends'
 /// shared half: the caller writes the query that picks the batch, with its values bound
 /// through [`PgMove::arg`] in any order (each gets its own `$n`), and [`PgMove::run`] wraps it
-/// as `WITH picked AS (…), moved AS (DELETE … RETURNING …) INSERT INTO session_history …`. The
+/// as `WITH picked AS (…), moved AS (DELETE … RETURNING …) INSERT INTO session_history …`,
+/// the last activity taken from the batch's rows of `session_activity`, deleted beside. The
 /// text differs per case (rather than `$1 IS NULL OR …`) so each case gets a plan that uses
 /// its index.
 #[derive(Default)]
@@ -62,9 +68,16 @@ impl PgMove {
         let sql = format!(
             "WITH picked AS (
                  {pick}
-             ), moved AS (
+             ), activity AS (
+                 DELETE FROM session_activity
+                 WHERE session_id IN (SELECT session_id FROM picked)
+                 RETURNING session_id, last_activity
+             ), gone AS (
                  DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM picked)
-                 RETURNING {SHARED_COLUMNS}
+                 RETURNING {STORED_COLUMNS}
+             ), moved AS (
+                 SELECT g.*, COALESCE(a.last_activity, g.created_at) AS last_activity
+                 FROM gone g LEFT JOIN activity a USING (session_id)
              ), recorded AS (
                  INSERT INTO session_history ({SHARED_COLUMNS}, ended_at, end_reason)
                  SELECT {SHARED_COLUMNS}, {ended_at}, {reason} FROM moved
