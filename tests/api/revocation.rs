@@ -26,15 +26,20 @@ fn hits(app: &TestApp) -> u64 {
         .get()
 }
 
-/// Validates twice on `app` and checks that the second answer came from memory.
+/// Validates on `app` until an answer comes from memory. A hit needs the revocation reader's
+/// last read to be within the lag; on a loaded 2-core machine running the whole suite the
+/// reader thread may be starved past it for a moment, so a few tries are allowed.
 fn cached(app: &TestApp, id: &str) {
     assert!(app.validate(id), "valid before the end");
-    let before = hits(app);
-    assert!(app.validate(id), "valid before the end");
-    assert!(
-        hits(app) > before,
-        "the second validateSession was not a cache hit"
-    );
+    for _ in 0..40 {
+        let before = hits(app);
+        assert!(app.validate(id), "valid before the end");
+        if hits(app) > before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no validateSession was a cache hit in 40 tries over 2 s");
 }
 
 /// An administrator's session on `app`, for the operations that need one.
