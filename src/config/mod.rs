@@ -333,10 +333,54 @@ fn default_location() -> String {
         .unwrap_or_else(|| DEFAULT_LOCATION.to_owned())
 }
 
+/// Where a setting's effective value came from, as `config check` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    /// The TOML file, by its path.
+    File(PathBuf),
+    /// The environment, by the variable.
+    Environment(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Environment(var) => write!(f, "environment {var}"),
+        }
+    }
+}
+
+/// One setting as `config check` prints it: its value as given (secrets masked) or its default
+/// as `--help` shows it, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub setting: &'static Setting,
+    pub value: String,
+    pub source: Source,
+}
+
+/// What `config check` reports: the file read (if any), every setting, and the config itself
+/// with its notices (capped values, misspelt variables).
+#[derive(Debug)]
+pub struct Checked {
+    pub file: Option<PathBuf>,
+    pub settings: Vec<Effective>,
+    pub config: Config,
+}
+
 impl Config {
     /// Reads the file (the given one, `SESSIOND_CONFIG`, or `./sessiond.toml` if it exists) and
     /// the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::check(file).map(|checked| checked.config)
+    }
+
+    /// What [`Config::load`] reads, with each setting's value and source: `serve` and
+    /// `config check` go through this one function, so the check sees what `serve` would.
+    pub fn check(file: Option<&Path>) -> Result<Checked, ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let file = match file {
             Some(path) => Some(path.to_owned()),
@@ -356,18 +400,32 @@ impl Config {
             }
             None => None,
         };
-        let file = file.as_deref().zip(text.as_deref());
-        Self::from_sources(file, &env)
+        let sources = file.as_deref().zip(text.as_deref());
+        let (config, settings) = Self::read_sources(sources, &env)?;
+        Ok(Checked {
+            file,
+            settings,
+            config,
+        })
     }
 
     /// Builds a config from a TOML file's path and text and an environment map: `load` without
-    /// the I/O. Other variables in `env` are ignored.
+    /// the I/O. Other variables in `env` are ignored, but a `SESSIOND_*` one that is no setting
+    /// leaves a notice naming the nearest setting.
     pub fn from_sources(
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        Self::read_sources(file, env).map(|(config, _)| config)
+    }
+
+    fn read_sources(
+        file: Option<(&Path, &str)>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Self, Vec<Effective>), ConfigError> {
         let mut table = toml::Table::new();
         let mut origins: HashMap<String, String> = HashMap::new();
+        let mut sources: HashMap<String, Source> = HashMap::new();
         if let Some((path, text)) = file {
             table = text.parse::<toml::Table>().map_err(|e| ConfigError::File {
                 path: path.to_owned(),
@@ -375,6 +433,7 @@ impl Config {
             })?;
             for key in table.keys() {
                 origins.insert(key.clone(), format!("{key} in {}", path.display()));
+                sources.insert(key.clone(), Source::File(path.to_owned()));
             }
         }
         // Environment values are strings; every reader below also accepts a string, so the
@@ -383,8 +442,24 @@ impl Config {
             if let Some(text) = env.get(s.env) {
                 table.insert(s.key.to_owned(), toml::Value::String(text.clone()));
                 origins.insert(s.key.to_owned(), s.env.to_owned());
+                sources.insert(s.key.to_owned(), Source::Environment(s.env.to_owned()));
             }
         }
+        let effective = SETTINGS
+            .iter()
+            .map(|s| match (table.get(s.key), sources.get(s.key)) {
+                (Some(value), Some(source)) => Effective {
+                    setting: s,
+                    value: mask(s.key, &show_value(value)),
+                    source: source.clone(),
+                },
+                _ => Effective {
+                    setting: s,
+                    value: s.default.to_owned(),
+                    source: Source::Default,
+                },
+            })
+            .collect();
         let raw: Raw =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
@@ -411,7 +486,8 @@ impl Config {
             &origin("activity_lag"),
             origins.contains_key("activity_lag"),
         );
-        Ok(config)
+        config.notices.extend(unknown_variables(env));
+        Ok((config, effective))
     }
 
     /// TLS needs both the certificate and its key; one alone names the missing one.
@@ -490,6 +566,41 @@ pub fn help() -> String {
     text
 }
 
+/// A TOML file with every setting, each commented out at its default with its meaning, its
+/// variable and its range: `sessiond config example`, and (with the package's paths as
+/// `overrides`, set rather than commented) the Debian package's `/etc/sessiond/sessiond.toml`.
+pub fn example(header: &str, overrides: &[(&str, &str)]) -> String {
+    let mut text = String::from(header);
+    for s in SETTINGS {
+        text.push('\n');
+        text.push_str(&format!("# {}\n", s.meaning.trim()));
+        let range = s
+            .range
+            .map(|(lo, hi)| format!(", {lo} to {hi}"))
+            .unwrap_or_default();
+        text.push_str(&format!("# {}; default: {}{range}\n", s.env, s.default));
+        let literal = |value: &str| match value.parse::<u64>() {
+            Ok(n) if s.range.is_some_and(|(lo, _)| lo.parse::<u64>().is_ok()) => n.to_string(),
+            _ => toml::Value::String(value.to_owned()).to_string(),
+        };
+        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == s.key) {
+            text.push_str(&format!("{} = {}\n", s.key, literal(value)));
+            continue;
+        }
+        // The default as a value where it is one (`30m`, `8`), else in words (`host name`).
+        let line = format!("{} = {}", s.key, literal(s.default));
+        let file = Path::new("example");
+        let default = format!("{:?}", Config::default());
+        let read = Config::from_sources(Some((file, &line)), &HashMap::new());
+        if read.is_ok_and(|c| format!("{c:?}") == default) {
+            text.push_str(&format!("#{line}\n"));
+        } else {
+            text.push_str(&format!("#{} = ...  ({})\n", s.key, s.default));
+        }
+    }
+    text
+}
+
 /// The environment variable for a TOML key: `DATABASE_URL` is the one without our prefix.
 pub fn env_name(key: &str) -> String {
     SETTINGS
@@ -510,6 +621,96 @@ fn not_a_setting(key: &str) -> String {
         Some((_, known)) => format!("not a setting (did you mean {known}?)"),
         None => "not a setting (sessiond --help lists them)".to_owned(),
     }
+}
+
+/// Variables the test harness and the build set, which share our prefix but are no settings.
+const NOT_SETTINGS: &[&str] = &[CONFIG_FILE_VAR, "SESSIOND_BIN", "SESSIOND_COMMIT"];
+
+/// A notice for each `SESSIOND_*` variable that is no setting: a misspelt one would otherwise
+/// be silently ignored, and the setting it meant left at its default.
+fn unknown_variables(env: &HashMap<String, String>) -> Vec<String> {
+    let mut unknown: Vec<&String> = env
+        .keys()
+        .filter(|var| var.starts_with(ENV_PREFIX))
+        .filter(|var| !var.starts_with("SESSIOND_TEST_") && !NOT_SETTINGS.contains(&var.as_str()))
+        .filter(|var| !SETTINGS.iter().any(|s| s.env == var.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|var| {
+            let nearest = SETTINGS
+                .iter()
+                .map(|s| (strsim::levenshtein(var, s.env), s.env))
+                .min()
+                .filter(|(distance, _)| *distance <= 3);
+            match nearest {
+                Some((_, known)) => {
+                    format!("{var} is not a setting and is ignored (did you mean {known}?)")
+                }
+                None => {
+                    format!("{var} is not a setting and is ignored (sessiond --help lists them)")
+                }
+            }
+        })
+        .collect()
+}
+
+/// A value as given, on one line: a string without quotes, a list as `a, b`.
+fn show_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(show_value).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a setting holds a secret by its name: a password or a secret itself, not the path
+/// of a file holding one (`admin_password_file`) nor a rule about one (`password_min_length`).
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    (key.contains("password") || key.contains("secret"))
+        && !key.ends_with("_file")
+        && !key.ends_with("_length")
+}
+
+/// A value as `config check` may print it: a secret setting wholly hidden, and in any URL the
+/// password and any `password` parameter hidden (the database URL's).
+pub fn mask(key: &str, value: &str) -> String {
+    const HIDDEN: &str = "********";
+    if is_secret(key) {
+        return if value.is_empty() {
+            String::new()
+        } else {
+            HIDDEN.to_owned()
+        };
+    }
+    let Ok(mut url) = url::Url::parse(value) else {
+        return value.to_owned();
+    };
+    let secret_query = url.query_pairs().any(|(k, _)| is_secret(&k));
+    if !value.contains("://") || (url.password().is_none() && !secret_query) {
+        // Shown as given, not as the URL parser would write it back.
+        return value.to_owned();
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some(HIDDEN));
+    }
+    if secret_query {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret(&k) {
+                    HIDDEN.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// " (line N)" for a TOML syntax error, so the message points into the file.
