@@ -39,6 +39,7 @@ impl SessionService {
         match self.store.revocation_feed() {
             Ok(feed) => Some(feed),
             Err(e) => {
+                self.telemetry.metrics.revocation_read_failures_total.inc();
                 log::debug!("revocation log: cannot connect: {e}");
                 None
             }
@@ -70,6 +71,7 @@ impl SessionService {
             feed.wait(lag / 2)
         });
         if let Err(e) = &turn {
+            self.telemetry.metrics.revocation_read_failures_total.inc();
             if self.cache.unfollowed() {
                 log::warn!("revocation log: {e}; the session cache is cleared until it is back");
             }
@@ -89,6 +91,7 @@ impl SessionService {
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = read {
+            self.telemetry.metrics.revocation_read_failures_total.inc();
             log::warn!("revocation log: {e}; the session cache is cleared");
             self.cache.clear();
         }

@@ -29,11 +29,15 @@ pub(super) fn spawn_background(
         }
     });
     let gauge = telemetry.clone();
+    // Migrated and about to listen: ready, until a check says otherwise.
+    gauge.metrics.ready.set(1);
     spawn_every(
         service,
         ACTIVE_SESSIONS_REFRESH,
         "count active sessions",
         move |s| {
+            // Readiness too, so that `sessiond_ready` holds without anyone polling /readyz.
+            gauge.metrics.ready.set(i64::from(s.readiness().is_ok()));
             gauge.metrics.active_sessions.set(s.count_active()?);
             Ok(())
         },

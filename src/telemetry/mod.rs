@@ -145,6 +145,10 @@ metrics! {
         pub session_cache_hits_total: IntCounter;
         /// validateSession calls the cache could not answer.
         pub session_cache_misses_total: IntCounter;
+        /// Reads of the log of ended sessions that failed (the cache is cleared until one succeeds).
+        pub revocation_read_failures_total: IntCounter;
+        /// 1 when the last readiness check (GET /readyz, and every 15 seconds) passed, else 0.
+        pub ready: IntGauge;
     }
 }
 
