@@ -277,6 +277,15 @@ macro_rules! define_settings {
         },)*];
 
         impl Config {
+            /// Each field's value as Rust prints it, by key: what `config check` adds to a
+            /// default given in words ("cores (2)").
+            fn debug_value(&self, key: &str) -> Option<String> {
+                $(if key == $key {
+                    return Some(format!("{:?}", self.$field));
+                })*
+                None
+            }
+
             /// Sets every field that `raw` holds, checked; `origin` names where a key came from.
             fn apply(&mut self, raw: Raw, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
                 $(if let Some(value) = raw.$field {
@@ -401,7 +410,7 @@ impl Config {
             None => None,
         };
         let sources = file.as_deref().zip(text.as_deref());
-        let (config, settings) = Self::read_sources(sources, &env)?;
+        let (config, settings) = Self::read_sources(sources, &env, true)?;
         Ok(Checked {
             file,
             settings,
@@ -416,12 +425,14 @@ impl Config {
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        Self::read_sources(file, env).map(|(config, _)| config)
+        Self::read_sources(file, env, false).map(|(config, _)| config)
     }
 
+    /// The config, and with `explain` each setting's value and source (for `config check`).
     fn read_sources(
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
+        explain: bool,
     ) -> Result<(Self, Vec<Effective>), ConfigError> {
         let mut table = toml::Table::new();
         let mut origins: HashMap<String, String> = HashMap::new();
@@ -487,6 +498,17 @@ impl Config {
             origins.contains_key("activity_lag"),
         );
         config.notices.extend(unknown_variables(env));
+        let mut effective: Vec<Effective> = effective;
+        let explained = effective.iter_mut().filter(|e| e.source == Source::Default);
+        for e in explained.filter(|_| explain) {
+            if let Some(value) = in_words(e.setting).then(|| config.debug_value(e.setting.key)) {
+                let value = value.unwrap_or_default();
+                let value = value.trim_matches('"');
+                if !matches!(value, "" | "None" | "[]") {
+                    e.value = format!("{} ({value})", e.setting.default);
+                }
+            }
+        }
         Ok((config, effective))
     }
 
@@ -566,6 +588,22 @@ pub fn help() -> String {
     text
 }
 
+/// A value as a TOML file writes it: a number bare where the setting is numeric, else a string.
+fn toml_literal(s: &Setting, value: &str) -> String {
+    match value.parse::<u64>() {
+        Ok(n) if s.range.is_some_and(|(lo, _)| lo.parse::<u64>().is_ok()) => n.to_string(),
+        _ => toml::Value::String(value.to_owned()).to_string(),
+    }
+}
+
+/// Whether a setting's default, as shown, is words ("host name", "cores") rather than a value
+/// that reads back as the default.
+fn in_words(s: &Setting) -> bool {
+    let line = format!("{} = {}", s.key, toml_literal(s, s.default));
+    let read = Config::from_sources(Some((Path::new("default"), &line)), &HashMap::new());
+    !read.is_ok_and(|c| format!("{c:?}") == format!("{:?}", Config::default()))
+}
+
 /// A TOML file with every setting, each commented out at its default with its meaning, its
 /// variable and its range: `sessiond config example`, and (with the package's paths as
 /// `overrides`, set rather than commented) the Debian package's `/etc/sessiond/sessiond.toml`.
@@ -579,23 +617,15 @@ pub fn example(header: &str, overrides: &[(&str, &str)]) -> String {
             .map(|(lo, hi)| format!(", {lo} to {hi}"))
             .unwrap_or_default();
         text.push_str(&format!("# {}; default: {}{range}\n", s.env, s.default));
-        let literal = |value: &str| match value.parse::<u64>() {
-            Ok(n) if s.range.is_some_and(|(lo, _)| lo.parse::<u64>().is_ok()) => n.to_string(),
-            _ => toml::Value::String(value.to_owned()).to_string(),
-        };
         if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == s.key) {
-            text.push_str(&format!("{} = {}\n", s.key, literal(value)));
+            text.push_str(&format!("{} = {}\n", s.key, toml_literal(s, value)));
             continue;
         }
         // The default as a value where it is one (`30m`, `8`), else in words (`host name`).
-        let line = format!("{} = {}", s.key, literal(s.default));
-        let file = Path::new("example");
-        let default = format!("{:?}", Config::default());
-        let read = Config::from_sources(Some((file, &line)), &HashMap::new());
-        if read.is_ok_and(|c| format!("{c:?}") == default) {
-            text.push_str(&format!("#{line}\n"));
-        } else {
+        if in_words(s) {
             text.push_str(&format!("#{} = ...  ({})\n", s.key, s.default));
+        } else {
+            text.push_str(&format!("#{} = {}\n", s.key, toml_literal(s, s.default)));
         }
     }
     text

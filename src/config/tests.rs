@@ -344,7 +344,7 @@ fn the_console_path_gets_a_trailing_slash_and_off_turns_it_off() {
 
 fn effective(text: Option<&str>, pairs: &[(&str, &str)]) -> Vec<Effective> {
     let file = text.map(|t| (Path::new("s.toml"), t));
-    Config::read_sources(file, &env(pairs)).unwrap().1
+    Config::read_sources(file, &env(pairs), true).unwrap().1
 }
 
 fn one<'a>(list: &'a [Effective], env: &str) -> &'a Effective {
