@@ -53,6 +53,9 @@ enum Command {
     /// The directory (LDAP or Active Directory) of SESSIOND_LDAP_URL
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Check the settings without starting anything
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +69,16 @@ enum DirectoryCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Read the settings as `serve` would (file and environment), print each effective value
+    /// and where it came from (secrets masked), and exit non-zero naming a bad one
+    #[command(after_help = sessiond::config::help())]
+    Check,
+    /// Print a TOML file with every setting commented out at its default
+    Example,
 }
 
 #[derive(Args)]
@@ -87,6 +100,11 @@ enum UserCommand {
         /// The user's department, returned by getSessionUser
         #[arg(long)]
         department: Option<String>,
+    },
+    /// Lift a user's lock-out (after too many failed password checks); the password stays
+    Unlock {
+        /// The user's ID
+        user: String,
     },
     /// Set a user's password (also lifts a lock-out) and end the user's sessions
     Passwd {
@@ -185,7 +203,17 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
     let cli = Cli::parse();
-    // A verb logs its warnings and its security events (who did what), not its chatter.
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => return config_check(cli.config.as_deref()),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", sessiond::config::example(EXAMPLE_HEADER, &[]));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    // A verb prints what it did on standard output; on standard error only warnings and its
+    // security events (who did what: docs/behaviour.md §6 wants every admin action logged,
+    // from the CLI too), never its chatter.
     let default_level = if matches!(cli.command, Command::Serve) {
         "info"
     } else {
@@ -196,6 +224,10 @@ fn main() -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|config| {
             telemetry::init_logging(config.log_format, default_level);
+            // Capped values and misspelt variables, before anything else happens.
+            for notice in &config.notices {
+                log::warn!("{notice}");
+            }
             run(cli.command, config)
         });
     match result {
@@ -210,6 +242,7 @@ fn main() -> ExitCode {
 fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => serve(config),
+        Command::Config(_) => unreachable!("handled before the settings load"),
         Command::Migrate => {
             open_migrated_service(&config, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
             println!("database is up to date");
@@ -255,10 +288,57 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     }
 }
 
-fn serve(config: Config) -> Result<(), String> {
-    for notice in &config.notices {
-        log::warn!("{notice}");
+const EXAMPLE_HEADER: &str = "\
+# sessiond settings (TOML). Every setting is listed, commented out at its default; the
+# environment variable named with each wins over this file. Durations: 90s, 30m, 2h, 30d.
+# Check a change with `sessiond --config FILE config check` before a restart.
+";
+
+/// `config check`: the settings as `serve` reads them, one a line with where each came from.
+/// Nothing is opened or started; a bad setting is the same message `serve` would stop with.
+fn config_check(file: Option<&std::path::Path>) -> ExitCode {
+    let checked = match Config::check(file) {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &checked.file {
+        Some(path) => println!("config file: {}", path.display()),
+        None => println!(
+            "config file: none (no --config, no {}, no ./{})",
+            sessiond::config::CONFIG_FILE_VAR,
+            sessiond::config::DEFAULT_CONFIG_FILE
+        ),
     }
+    let width = checked
+        .settings
+        .iter()
+        .map(|e| e.setting.env.len())
+        .max()
+        .unwrap_or(0);
+    let value_width = checked
+        .settings
+        .iter()
+        .map(|e| e.value.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for e in &checked.settings {
+        println!(
+            "{:<width$}  {:<value_width$}  {}",
+            e.setting.env, e.value, e.source
+        );
+    }
+    for notice in &checked.config.notices {
+        println!("warning: {notice}");
+    }
+    println!("settings ok");
+    ExitCode::SUCCESS
+}
+
+fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)
             .await

@@ -74,6 +74,7 @@ pub(crate) fn check_user_arguments(cmd: &UserCommand) -> Result<(), String> {
             parse_user(user).and(parse_right(right).map(drop))
         }
         UserCommand::Passwd { user, .. }
+        | UserCommand::Unlock { user }
         | UserCommand::Delete { user }
         | UserCommand::Disable { user }
         | UserCommand::Enable { user } => parse_user(user).map(drop),
@@ -84,6 +85,23 @@ pub(crate) fn check_user_arguments(cmd: &UserCommand) -> Result<(), String> {
 /// A session ID that could name no session is, to the operator, one that is not there.
 fn parse_session(id: &str) -> Result<SessionId, String> {
     SessionId::parse(id).map_err(|_| sessiond::service::ServiceError::SessionNotFound.to_string())
+}
+
+/// "1 session", "2 sessions": what a verb did, in words.
+fn sessions_count(n: usize) -> String {
+    if n == 1 {
+        "1 session".to_owned()
+    } else {
+        format!("{n} sessions")
+    }
+}
+
+fn expired_count(n: usize) -> String {
+    if n == 1 {
+        "1 expired session".to_owned()
+    } else {
+        format!("{n} expired sessions")
+    }
 }
 
 /// Logs an admin action done through the CLI, with the OS user who ran it as its actor.
@@ -110,6 +128,15 @@ pub(crate) fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             audit("user_add", &user, "user added");
             println!("added user {user}");
         }
+        UserCommand::Unlock { user } => {
+            if s.unlock_user(&parse_user(&user)?).map_err(e)? {
+                audit("user_unlock", &user, "lock-out lifted");
+                println!("unlocked {user}");
+            } else {
+                // What was asked holds, as for a right already held.
+                println!("{user} was not locked");
+            }
+        }
         UserCommand::Passwd {
             user,
             keep_sessions,
@@ -123,18 +150,18 @@ pub(crate) fn user(s: &SessionService, cmd: UserCommand) -> Result<(), String> {
             if keep_sessions {
                 println!("password of {user} set; sessions kept");
             } else {
-                println!("password of {user} set; ended {ended} sessions");
+                println!("password of {user} set; ended {}", sessions_count(ended));
             }
         }
         UserCommand::Delete { user } => {
             let ended = s.delete_user(&parse_user(&user)?).map_err(e)?;
             audit("user_delete", &user, "user deleted");
-            println!("deleted user {user}; ended {ended} sessions");
+            println!("deleted user {user}; ended {}", sessions_count(ended));
         }
         UserCommand::Disable { user } => {
             let ended = s.disable_user(&parse_user(&user)?).map_err(e)?;
             audit("user_disable", &user, "user disabled");
-            println!("disabled {user}; ended {ended} sessions");
+            println!("disabled {user}; ended {}", sessions_count(ended));
         }
         UserCommand::Enable { user } => {
             s.enable_user(&parse_user(&user)?).map_err(e)?;
@@ -256,9 +283,9 @@ pub(crate) fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), S
             audit(
                 "sessions_delete_expired",
                 "-",
-                &format!("{n} expired sessions removed"),
+                &format!("{} removed", expired_count(n)),
             );
-            println!("removed {n} expired sessions");
+            println!("removed {}", expired_count(n));
         }
         SessionsCommand::End {
             user: Some(user), ..
@@ -266,11 +293,21 @@ pub(crate) fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), S
             let n = s
                 .end_sessions_of_user(&parse_user(&user)?, EndReason::Deleted)
                 .map_err(e)?;
-            println!("ended {n} sessions of {user}");
+            audit(
+                "sessions_end",
+                &user,
+                &format!("{} ended", sessions_count(n)),
+            );
+            println!("ended {} of {user}", sessions_count(n));
         }
         SessionsCommand::End { .. } => {
             let n = s.end_all_sessions(EndReason::Deleted).map_err(e)?;
-            println!("ended {n} sessions");
+            audit(
+                "sessions_end_all",
+                "-",
+                &format!("{} ended", sessions_count(n)),
+            );
+            println!("ended {}", sessions_count(n));
         }
         SessionsCommand::Info { session_id } => {
             let v = s.session_info(&parse_session(&session_id)?).map_err(e)?;

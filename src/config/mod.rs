@@ -345,6 +345,15 @@ macro_rules! define_settings {
         },)*];
 
         impl Config {
+            /// Each field's value as Rust prints it, by key: what `config check` adds to a
+            /// default given in words ("cores (2)").
+            fn debug_value(&self, key: &str) -> Option<String> {
+                $(if key == $key {
+                    return Some(format!("{:?}", self.$field));
+                })*
+                None
+            }
+
             /// Sets every field that `raw` holds, checked; `origin` names where a key came from.
             fn apply(&mut self, raw: Raw, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
                 $(if let Some(value) = raw.$field {
@@ -401,10 +410,54 @@ fn default_location() -> String {
         .unwrap_or_else(|| DEFAULT_LOCATION.to_owned())
 }
 
+/// Where a setting's effective value came from, as `config check` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    /// The TOML file, by its path.
+    File(PathBuf),
+    /// The environment, by the variable.
+    Environment(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Environment(var) => write!(f, "environment {var}"),
+        }
+    }
+}
+
+/// One setting as `config check` prints it: its value as given (secrets masked) or its default
+/// as `--help` shows it, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub setting: &'static Setting,
+    pub value: String,
+    pub source: Source,
+}
+
+/// What `config check` reports: the file read (if any), every setting, and the config itself
+/// with its notices (capped values, misspelt variables).
+#[derive(Debug)]
+pub struct Checked {
+    pub file: Option<PathBuf>,
+    pub settings: Vec<Effective>,
+    pub config: Config,
+}
+
 impl Config {
     /// Reads the file (the given one, `SESSIOND_CONFIG`, or `./sessiond.toml` if it exists) and
     /// the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::check(file).map(|checked| checked.config)
+    }
+
+    /// What [`Config::load`] reads, with each setting's value and source: `serve` and
+    /// `config check` go through this one function, so the check sees what `serve` would.
+    pub fn check(file: Option<&Path>) -> Result<Checked, ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let file = match file {
             Some(path) => Some(path.to_owned()),
@@ -424,18 +477,34 @@ impl Config {
             }
             None => None,
         };
-        let file = file.as_deref().zip(text.as_deref());
-        Self::from_sources(file, &env)
+        let sources = file.as_deref().zip(text.as_deref());
+        let (config, settings) = Self::read_sources(sources, &env, true)?;
+        Ok(Checked {
+            file,
+            settings,
+            config,
+        })
     }
 
     /// Builds a config from a TOML file's path and text and an environment map: `load` without
-    /// the I/O. Other variables in `env` are ignored.
+    /// the I/O. Other variables in `env` are ignored, but a `SESSIOND_*` one that is no setting
+    /// leaves a notice naming the nearest setting.
     pub fn from_sources(
         file: Option<(&Path, &str)>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        Self::read_sources(file, env, false).map(|(config, _)| config)
+    }
+
+    /// The config, and with `explain` each setting's value and source (for `config check`).
+    fn read_sources(
+        file: Option<(&Path, &str)>,
+        env: &HashMap<String, String>,
+        explain: bool,
+    ) -> Result<(Self, Vec<Effective>), ConfigError> {
         let mut table = toml::Table::new();
         let mut origins: HashMap<String, String> = HashMap::new();
+        let mut sources: HashMap<String, Source> = HashMap::new();
         if let Some((path, text)) = file {
             table = text.parse::<toml::Table>().map_err(|e| ConfigError::File {
                 path: path.to_owned(),
@@ -443,13 +512,16 @@ impl Config {
             })?;
             for key in table.keys() {
                 origins.insert(key.clone(), format!("{key} in {}", path.display()));
+                sources.insert(key.clone(), Source::File(path.to_owned()));
             }
             // `[ldap]` holds the directory's settings without their `ldap_` prefix.
             if let Some(toml::Value::Table(ldap)) = table.remove("ldap") {
                 origins.remove("ldap");
+                sources.remove("ldap");
                 for (key, value) in ldap {
                     let flat = format!("ldap_{key}");
                     origins.insert(flat.clone(), format!("ldap.{key} in {}", path.display()));
+                    sources.insert(flat.clone(), Source::File(path.to_owned()));
                     table.insert(flat, value);
                 }
             }
@@ -460,8 +532,24 @@ impl Config {
             if let Some(text) = env.get(s.env) {
                 table.insert(s.key.to_owned(), toml::Value::String(text.clone()));
                 origins.insert(s.key.to_owned(), s.env.to_owned());
+                sources.insert(s.key.to_owned(), Source::Environment(s.env.to_owned()));
             }
         }
+        let effective = SETTINGS
+            .iter()
+            .map(|s| match (table.get(s.key), sources.get(s.key)) {
+                (Some(value), Some(source)) => Effective {
+                    setting: s,
+                    value: mask(s.key, &show_value(value)),
+                    source: source.clone(),
+                },
+                _ => Effective {
+                    setting: s,
+                    value: s.default.to_owned(),
+                    source: Source::Default,
+                },
+            })
+            .collect();
         let raw: Raw =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
@@ -489,7 +577,19 @@ impl Config {
             &origin("activity_lag"),
             origins.contains_key("activity_lag"),
         );
-        Ok(config)
+        config.notices.extend(unknown_variables(env));
+        let mut effective: Vec<Effective> = effective;
+        let explained = effective.iter_mut().filter(|e| e.source == Source::Default);
+        for e in explained.filter(|_| explain) {
+            if let Some(value) = in_words(e.setting).then(|| config.debug_value(e.setting.key)) {
+                let value = value.unwrap_or_default();
+                let value = value.trim_matches('"');
+                if !matches!(value, "" | "None" | "[]") {
+                    e.value = format!("{} ({value})", e.setting.default);
+                }
+            }
+        }
+        Ok((config, effective))
     }
 
     /// TLS needs both the certificate and its key; one alone names the missing one.
@@ -567,7 +667,7 @@ pub fn help() -> String {
         ),
         (
             "RUST_LOG".to_owned(),
-            "log filter, like warn or sessiond=debug [default: info for serve, else warn]"
+            "log filter, like warn or sessiond=debug [default: info for serve, else warn with security events]"
                 .to_owned(),
         ),
     ];
@@ -592,6 +692,49 @@ pub fn help() -> String {
     text
 }
 
+/// A value as a TOML file writes it: a number bare where the setting is numeric, else a string.
+fn toml_literal(s: &Setting, value: &str) -> String {
+    match value.parse::<u64>() {
+        Ok(n) if s.range.is_some_and(|(lo, _)| lo.parse::<u64>().is_ok()) => n.to_string(),
+        _ => toml::Value::String(value.to_owned()).to_string(),
+    }
+}
+
+/// Whether a setting's default, as shown, is words ("host name", "cores") rather than a value
+/// that reads back as the default.
+fn in_words(s: &Setting) -> bool {
+    let line = format!("{} = {}", s.key, toml_literal(s, s.default));
+    let read = Config::from_sources(Some((Path::new("default"), &line)), &HashMap::new());
+    !read.is_ok_and(|c| format!("{c:?}") == format!("{:?}", Config::default()))
+}
+
+/// A TOML file with every setting, each commented out at its default with its meaning, its
+/// variable and its range: `sessiond config example`, and (with the package's paths as
+/// `overrides`, set rather than commented) the Debian package's `/etc/sessiond/sessiond.toml`.
+pub fn example(header: &str, overrides: &[(&str, &str)]) -> String {
+    let mut text = String::from(header);
+    for s in SETTINGS {
+        text.push('\n');
+        text.push_str(&format!("# {}\n", s.meaning.trim()));
+        let range = s
+            .range
+            .map(|(lo, hi)| format!(", {lo} to {hi}"))
+            .unwrap_or_default();
+        text.push_str(&format!("# {}; default: {}{range}\n", s.env, s.default));
+        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == s.key) {
+            text.push_str(&format!("{} = {}\n", s.key, toml_literal(s, value)));
+            continue;
+        }
+        // The default as a value where it is one (`30m`, `8`), else in words (`host name`).
+        if in_words(s) {
+            text.push_str(&format!("#{} = ...  ({})\n", s.key, s.default));
+        } else {
+            text.push_str(&format!("#{} = {}\n", s.key, toml_literal(s, s.default)));
+        }
+    }
+    text
+}
+
 /// The environment variable for a TOML key: `DATABASE_URL` is the one without our prefix.
 pub fn env_name(key: &str) -> String {
     SETTINGS
@@ -612,6 +755,96 @@ fn not_a_setting(key: &str) -> String {
         Some((_, known)) => format!("not a setting (did you mean {known}?)"),
         None => "not a setting (sessiond --help lists them)".to_owned(),
     }
+}
+
+/// Variables the test harness and the build set, which share our prefix but are no settings.
+const NOT_SETTINGS: &[&str] = &[CONFIG_FILE_VAR, "SESSIOND_BIN", "SESSIOND_COMMIT"];
+
+/// A notice for each `SESSIOND_*` variable that is no setting: a misspelt one would otherwise
+/// be silently ignored, and the setting it meant left at its default.
+fn unknown_variables(env: &HashMap<String, String>) -> Vec<String> {
+    let mut unknown: Vec<&String> = env
+        .keys()
+        .filter(|var| var.starts_with(ENV_PREFIX))
+        .filter(|var| !var.starts_with("SESSIOND_TEST_") && !NOT_SETTINGS.contains(&var.as_str()))
+        .filter(|var| !SETTINGS.iter().any(|s| s.env == var.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|var| {
+            let nearest = SETTINGS
+                .iter()
+                .map(|s| (strsim::levenshtein(var, s.env), s.env))
+                .min()
+                .filter(|(distance, _)| *distance <= 3);
+            match nearest {
+                Some((_, known)) => {
+                    format!("{var} is not a setting and is ignored (did you mean {known}?)")
+                }
+                None => {
+                    format!("{var} is not a setting and is ignored (sessiond --help lists them)")
+                }
+            }
+        })
+        .collect()
+}
+
+/// A value as given, on one line: a string without quotes, a list as `a, b`.
+fn show_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(show_value).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a setting holds a secret by its name: a password or a secret itself, not the path
+/// of a file holding one (`admin_password_file`) nor a rule about one (`password_min_length`).
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    (key.contains("password") || key.contains("secret"))
+        && !key.ends_with("_file")
+        && !key.ends_with("_length")
+}
+
+/// A value as `config check` may print it: a secret setting wholly hidden, and in any URL the
+/// password and any `password` parameter hidden (the database URL's).
+pub fn mask(key: &str, value: &str) -> String {
+    const HIDDEN: &str = "********";
+    if is_secret(key) {
+        return if value.is_empty() {
+            String::new()
+        } else {
+            HIDDEN.to_owned()
+        };
+    }
+    let Ok(mut url) = url::Url::parse(value) else {
+        return value.to_owned();
+    };
+    let secret_query = url.query_pairs().any(|(k, _)| is_secret(&k));
+    if !value.contains("://") || (url.password().is_none() && !secret_query) {
+        // Shown as given, not as the URL parser would write it back.
+        return value.to_owned();
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some(HIDDEN));
+    }
+    if secret_query {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret(&k) {
+                    HIDDEN.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// " (line N)" for a TOML syntax error, so the message points into the file.

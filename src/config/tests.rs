@@ -389,3 +389,187 @@ fn a_bad_directory_setting_names_its_variable() {
     let e = from_file("[ldap]\nnested_groups = \"maybe\"\n", &[]).unwrap_err();
     assert!(e.contains("ldap.nested_groups in s.toml"), "{e}");
 }
+
+// ----- config check, misspelt variables, the packaged file -----
+
+fn effective(text: Option<&str>, pairs: &[(&str, &str)]) -> Vec<Effective> {
+    let file = text.map(|t| (Path::new("s.toml"), t));
+    Config::read_sources(file, &env(pairs), true).unwrap().1
+}
+
+fn one<'a>(list: &'a [Effective], env: &str) -> &'a Effective {
+    list.iter().find(|e| e.setting.env == env).unwrap()
+}
+
+#[test]
+fn config_check_gives_every_setting_with_its_source() {
+    let list = effective(
+        Some("session_timeout = \"10m\"\nworkers = 3\n"),
+        &[("SESSIOND_WORKERS", "2"), ("SESSIOND_BIND", "127.0.0.1:9")],
+    );
+    assert_eq!(list.len(), SETTINGS.len());
+    let timeout = one(&list, "SESSIOND_SESSION_TIMEOUT");
+    assert_eq!(
+        (timeout.value.as_str(), &timeout.source),
+        ("10m", &Source::File(PathBuf::from("s.toml")))
+    );
+    let workers = one(&list, "SESSIOND_WORKERS");
+    assert_eq!(
+        (workers.value.as_str(), &workers.source),
+        ("2", &Source::Environment("SESSIOND_WORKERS".into()))
+    );
+    let lag = one(&list, "SESSIOND_REVOCATION_LAG");
+    assert_eq!(
+        (lag.value.as_str(), &lag.source),
+        ("100ms", &Source::Default)
+    );
+}
+
+#[test]
+fn config_check_masks_the_database_password_and_secret_settings() {
+    let url = "postgres://app:s3cret@db.example:5432/sessions?sslmode=require&password=x2";
+    let list = effective(None, &[("DATABASE_URL", url)]);
+    let shown = &one(&list, "DATABASE_URL").value;
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("x2"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("app:") && shown.contains("db.example:5432/sessions"),
+        "{shown}"
+    );
+    assert!(shown.contains("sslmode=require"), "{shown}");
+    assert_eq!(mask("ldap_bind_password", "hunter2"), "********");
+    // A path to a file with a secret, or a rule about passwords, is no secret.
+    assert_eq!(mask("ldap_bind_password_file", "/etc/p"), "/etc/p");
+    assert_eq!(mask("password_min_length", "12"), "12");
+    assert_eq!(
+        mask("database_url", "sqlite:///var/lib/s.db"),
+        "sqlite:///var/lib/s.db"
+    );
+}
+
+#[test]
+fn a_misspelt_variable_leaves_a_notice_naming_the_nearest_setting() {
+    let c = from_env(&[("SESSIOND_SESION_TIMEOUT", "5m"), ("HOME", "/")]).unwrap();
+    assert_eq!(c.session_timeout, DEFAULT_SESSION_TIMEOUT);
+    assert_eq!(
+        c.notices,
+        ["SESSIOND_SESION_TIMEOUT is not a setting and is ignored (did you mean SESSIOND_SESSION_TIMEOUT?)"]
+    );
+    let c = from_env(&[("SESSIOND_COLOUR", "blue")]).unwrap();
+    assert!(
+        c.notices[0].contains("sessiond --help lists them"),
+        "{:?}",
+        c.notices
+    );
+    // The file's variable, and the test harness's, are not settings but not mistakes either.
+    let c = from_env(&[
+        ("SESSIOND_CONFIG", "x.toml"),
+        ("SESSIOND_TEST_BACKEND", "sqlite"),
+        ("SESSIOND_BIN", "/bin/true"),
+    ])
+    .unwrap();
+    assert!(c.notices.is_empty(), "{:?}", c.notices);
+}
+
+#[test]
+fn sqlite_colon_path_names_the_file_after_the_colon() {
+    let c = from_env(&[("DATABASE_URL", "sqlite:sessiond.db")]).unwrap();
+    assert_eq!(
+        (c.database.backend, c.database.target.as_str()),
+        (Backend::Sqlite, "sessiond.db")
+    );
+}
+
+/// The packaged `/etc/sessiond/sessiond.toml`: the example, with the state directory's paths.
+const PACKAGED_HEADER: &str = "\
+# /etc/sessiond/sessiond.toml: sessiond's settings (TOML), read by sessiond.service
+# (SESSIOND_CONFIG). Every setting is listed, commented out at its default; the environment
+# variable named with each wins over this file (`systemctl edit sessiond` to set one there).
+# Durations: 90s, 30m, 2h, 30d. After a change:
+#   sessiond --config /etc/sessiond/sessiond.toml config check && systemctl restart sessiond
+# The database and the first start's admin password live in /var/lib/sessiond.
+# Generated from the settings table: `BLESS=1 cargo test --lib config::` rewrites it.
+";
+const PACKAGED_OVERRIDES: &[(&str, &str)] = &[
+    ("database_url", "sqlite:///var/lib/sessiond/sessiond.db"),
+    (
+        "admin_password_file",
+        "/var/lib/sessiond/sessiond-admin-password.txt",
+    ),
+    ("bind", "0.0.0.0:8080"),
+];
+const PACKAGED_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/sessiond.toml");
+
+#[test]
+fn the_packaged_config_file_lists_every_setting_from_the_table() {
+    let generated = example(PACKAGED_HEADER, PACKAGED_OVERRIDES);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(PACKAGED_PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(PACKAGED_PATH).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "contrib/sessiond.toml is not what the settings table makes: run \
+         `BLESS=1 cargo test --lib config::` and commit it"
+    );
+}
+
+#[test]
+fn the_packaged_config_file_parses_to_the_state_directory() {
+    let text = std::fs::read_to_string(PACKAGED_PATH).unwrap();
+    let c = Config::from_sources(Some((Path::new(PACKAGED_PATH), &text)), &env(&[])).unwrap();
+    assert_eq!(c.database.target, "/var/lib/sessiond/sessiond.db");
+    assert_eq!(
+        c.admin_password_file,
+        PathBuf::from("/var/lib/sessiond/sessiond-admin-password.txt")
+    );
+    // Every commented-out setting, uncommented, is its default: nothing else changes.
+    let uncommented: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| {
+            SETTINGS
+                .iter()
+                .any(|s| l.starts_with(&format!("{} = ", s.key)))
+        })
+        .filter(|l| !l.contains("= ..."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let d = Config::from_sources(Some((Path::new("u.toml"), &uncommented)), &env(&[])).unwrap();
+    assert_eq!(format!("{d:?}"), format!("{:?}", Config::default()));
+    assert!(uncommented.lines().count() >= 15, "{uncommented}");
+}
+
+#[test]
+fn the_example_comments_out_every_setting_at_its_default() {
+    let text = example("", &[]);
+    for s in SETTINGS {
+        assert!(
+            text.contains(&format!("\n#{} = ", s.key)),
+            "{} missing from the example",
+            s.key
+        );
+        assert!(text.contains(&format!("# {}; default: {}", s.env, s.default)));
+    }
+    assert!(text.contains("#location = ...  (host name)"), "{text}");
+    assert!(text.contains("#session_timeout = \"30m\""), "{text}");
+    assert!(text.contains("#cache_capacity = 200000"), "{text}");
+}
+
+#[test]
+fn config_check_reads_the_ldap_table_as_serve_does() {
+    let list = effective(
+        Some("[ldap]\nurl = [\"ldaps://a.example.org\"]\nuser_base = \"dc=example,dc=org\"\n"),
+        &[],
+    );
+    let url = one(&list, "SESSIOND_LDAP_URL");
+    assert_eq!(
+        (url.value.as_str(), &url.source),
+        (
+            "ldaps://a.example.org",
+            &Source::File(PathBuf::from("s.toml"))
+        )
+    );
+}

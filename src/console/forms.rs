@@ -221,13 +221,23 @@ pub fn notice(done: Option<&str>, n: Option<&str>) -> Option<String> {
     let n: i64 = n.and_then(|n| n.parse().ok()).unwrap_or(0);
     let text = match done? {
         "ended" => "The session was ended.".to_owned(),
-        "ended-user" => format!("Ended {} sessions of the user.", super::pages::number(n)),
-        "removed" => format!("Removed {} expired sessions.", super::pages::number(n)),
+        "ended-user" => format!("Ended {} of the user.", count(n, "session", "sessions")),
+        "removed" => format!(
+            "Removed {}.",
+            count(n, "expired session", "expired sessions")
+        ),
         "changed" => "The user was changed.".to_owned(),
+        "added" => "The user was added; grant it a right to let it call.".to_owned(),
         "signed-out" => "You are signed out.".to_owned(),
         _ => return None,
     };
     Some(text)
+}
+
+/// "1 session", "1,200 sessions".
+fn count(n: i64, one: &str, many: &str) -> String {
+    let noun = if n == 1 { one } else { many };
+    format!("{} {noun}", super::pages::number(n))
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +263,8 @@ pub struct ActionForm {
     pub right: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
 }
 
 impl ActionForm {
@@ -288,6 +300,14 @@ mod tests {
         assert_eq!(
             notice(Some("removed"), Some("1200")).as_deref(),
             Some("Removed 1,200 expired sessions.")
+        );
+        assert_eq!(
+            notice(Some("ended-user"), Some("1")).as_deref(),
+            Some("Ended 1 session of the user.")
+        );
+        assert_eq!(
+            notice(Some("removed"), Some("1")).as_deref(),
+            Some("Removed 1 expired session.")
         );
         assert_eq!(notice(Some("<script>"), None), None);
     }

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::domain::{Password, Right, SessionId, UserId};
+use crate::domain::{Department, Password, Right, SessionId, UserId};
 use crate::http::origin::client_host;
 use crate::service::console::{HistoryFilters, SessionFilters, SessionsQuery, SortKey, UserChange};
 use crate::service::{CallContext, ServiceError};
@@ -385,6 +385,27 @@ pub(super) async fn change_user(
         .run(move |s| s.console_change_user(&me, &user, &change))
         .await?;
     Ok(console.redirect("users?done=changed"))
+}
+
+/// The users page's "Add a user" form: a local user with a password and, if given, a
+/// department; rights are granted afterwards, as with `sessiond user add`.
+pub(super) async fn add_user(
+    req: HttpRequest,
+    console: web::Data<Console>,
+    body: web::Bytes,
+) -> Page {
+    let (me, form) = console.posted(&req, &body).await?;
+    let user = form.user()?;
+    let bad = |e: crate::domain::DomainError| ConsoleError::BadRequest(e.to_string());
+    let password = Password::parse(form.password.clone().unwrap_or_default()).map_err(bad)?;
+    let department = match form.department.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(Department::parse(d).map_err(bad)?),
+    };
+    console
+        .run(move |s| s.console_add_user(&me, &user, &password, department.as_ref()))
+        .await?;
+    Ok(console.redirect("users?done=added"))
 }
 
 pub(super) async fn history(

@@ -37,8 +37,8 @@ use crate::service::{ServiceError, SessionService};
 use errors::ConsoleError;
 use forms::ActionForm;
 use handlers::{
-    change_user, end_session, end_user_sessions, history, overview, remove_expired, session,
-    sessions, sign_in, sign_in_form, sign_out, stylesheet, users,
+    add_user, change_user, end_session, end_user_sessions, history, overview, remove_expired,
+    session, sessions, sign_in, sign_in_form, sign_out, stylesheet, users,
 };
 use pages::Chrome;
 
@@ -140,6 +140,7 @@ pub fn config(settings: Option<ConsoleSettings>) -> impl Fn(&mut web::ServiceCon
                 .route("/expired/remove", web::post().to(remove_expired))
                 .route("/users", web::get().to(users))
                 .route("/users/change", web::post().to(change_user))
+                .route("/users/add", web::post().to(add_user))
                 .route("/users/end-sessions", web::post().to(end_user_sessions))
                 .route("/history", web::get().to(history)),
         );

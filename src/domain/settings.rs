@@ -30,6 +30,17 @@ impl DatabaseUrl {
                 target: path.to_owned(),
             });
         }
+        // `sqlite:PATH`, as sqlx's and diesel's documentation write it: the path, not a file
+        // named `sqlite:PATH` (which a bare path would otherwise be).
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err("sqlite: needs a file path (sqlite://PATH or sqlite:PATH)".into());
+            }
+            return Ok(Self {
+                backend: Backend::Sqlite,
+                target: path.to_owned(),
+            });
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self {
                 backend: Backend::Postgres,
@@ -171,6 +182,19 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
         assert!(DatabaseUrl::parse("  ").is_err());
+    }
+
+    #[test]
+    fn sqlite_colon_path_is_the_path_not_a_file_named_after_the_url() {
+        let lite = DatabaseUrl::parse("sqlite:sessiond.db").unwrap();
+        assert_eq!(
+            (lite.backend, lite.target.as_str()),
+            (Backend::Sqlite, "sessiond.db")
+        );
+        let abs = DatabaseUrl::parse("sqlite:/var/lib/sessiond/s.db").unwrap();
+        assert_eq!(abs.target, "/var/lib/sessiond/s.db");
+        let err = DatabaseUrl::parse("sqlite:").unwrap_err();
+        assert!(err.contains("sqlite://PATH or sqlite:PATH"), "{err}");
     }
 
     #[test]

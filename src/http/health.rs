@@ -72,7 +72,10 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(state: web::Data<Observability>) -> HttpResponse {
     let service = state.service.clone();
-    match web::block(move || service.readiness()).await {
+    let answer = web::block(move || service.readiness()).await;
+    let ready = matches!(answer, Ok(Ok(())));
+    state.telemetry.metrics.ready.set(i64::from(ready));
+    match answer {
         Ok(Ok(())) => text(HttpResponse::Ok(), "ready\n".into()),
         Ok(Err(reason)) => text(HttpResponse::ServiceUnavailable(), format!("{reason}\n")),
         Err(_) => text(

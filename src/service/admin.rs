@@ -164,6 +164,20 @@ impl SessionService {
         Ok(ended)
     }
 
+    /// Lifts a user's lock-out and forgets its failed checks, the password unchanged (the CLI's
+    /// `user unlock` and the console's Unlock). True when there was a lock or a failed check to
+    /// forget, false when the user was already clear.
+    pub fn unlock_user(&self, user_id: &UserId) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let user = users::find(&mut conn, user_id.as_str())?.ok_or_else(|| no_user(user_id))?;
+        let locked = user.locked_until.is_some_and(|until| until > self.now());
+        if !locked && user.failed_logins == 0 {
+            return Ok(false);
+        }
+        users::clear_failures(&mut conn, user_id.as_str())?;
+        Ok(true)
+    }
+
     pub fn enable_user(&self, user_id: &UserId) -> Result<()> {
         match users::set_disabled(&mut *self.conn()?, user_id.as_str(), false)? {
             0 => Err(no_user(user_id)),

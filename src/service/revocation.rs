@@ -62,6 +62,7 @@ impl SessionService {
         match self.store.revocation_feed() {
             Ok(feed) => Some(feed),
             Err(e) => {
+                self.telemetry.metrics.revocation_read_failures_total.inc();
                 log::debug!("revocation log: cannot connect: {e}");
                 None
             }
@@ -114,6 +115,7 @@ impl SessionService {
         // no notification announces) is read well within the lag.
         let turn = turn.and_then(|()| feed.wait(lag / 2));
         if let Err(e) = &turn {
+            self.telemetry.metrics.revocation_read_failures_total.inc();
             if self.cache.unfollowed() {
                 log::warn!("revocation log: {e}; the session cache is cleared until it is back");
             }
@@ -133,6 +135,7 @@ impl SessionService {
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = read {
+            self.telemetry.metrics.revocation_read_failures_total.inc();
             log::warn!("revocation log: {e}; the session cache is cleared");
             self.cache.clear();
         }

@@ -29,6 +29,8 @@ pub(super) fn spawn_background(
         }
     });
     let gauge = telemetry.clone();
+    // Migrated and about to listen: ready, until a check says otherwise.
+    gauge.metrics.ready.set(1);
     // Counted at once, then every refresh: a gauge of 0 for the first interval after a start
     // would tell a dashboard that every session was lost.
     spawn_every_from_start(
@@ -36,6 +38,8 @@ pub(super) fn spawn_background(
         ACTIVE_SESSIONS_REFRESH,
         "count active sessions",
         move |s| {
+            // Readiness too, so that `sessiond_ready` holds without anyone polling /readyz.
+            gauge.metrics.ready.set(i64::from(s.readiness().is_ok()));
             gauge.metrics.active_sessions.set(s.count_active()?);
             Ok(())
         },

@@ -153,6 +153,10 @@ metrics! {
         pub directory_requests_total: IntCounterVec["operation", "result"];
         /// Time a directory request took, by operation.
         pub directory_request_duration_seconds: HistogramVec["operation"], buckets LATENCY_BUCKETS;
+        /// Reads of the log of ended sessions that failed (the cache is cleared until one succeeds).
+        pub revocation_read_failures_total: IntCounter;
+        /// 1 when the last readiness check (GET /readyz, and every 15 seconds) passed, else 0.
+        pub ready: IntGauge;
     }
 }
 

@@ -51,6 +51,14 @@ impl Site {
         self
     }
 
+    /// Another site value with the same directory's settings, to run one command differently.
+    fn clone_env(&self) -> SiteView<'_> {
+        SiteView {
+            site: self,
+            env: self.env.clone(),
+        }
+    }
+
     fn without(mut self, key: &str) -> Self {
         self.env.retain(|(k, _)| k != key);
         self
@@ -190,6 +198,29 @@ impl Site {
 
     pub(crate) fn serve(&self) -> Server {
         Server::start(self.command(&["serve"]))
+    }
+}
+
+/// A site's directory with settings of its own, for one command.
+struct SiteView<'a> {
+    site: &'a Site,
+    env: Vec<(String, String)>,
+}
+
+impl SiteView<'_> {
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.site.command(args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        finish(cmd.spawn().expect("the binary runs"), &args.join(" "))
     }
 }
 
@@ -1766,4 +1797,186 @@ fn the_server_log_holds_no_password_and_no_whole_session_id() {
     for secret in [good, wrong, ghost, first.as_str(), second.as_str()] {
         assert!(!log.contains(secret), "the log shows {secret}:\n{log}");
     }
+}
+
+// ----- the operator's kit: config check, misspelt variables, unlock, quiet verbs -----
+
+#[test]
+fn config_check_prints_every_setting_with_its_source_and_masks_the_database_password() {
+    let site = Site::bare()
+        .with(
+            "DATABASE_URL",
+            "postgres://app:Pg-s3cret@127.0.0.1:1/sessions?sslmode=disable",
+        )
+        .with("SESSIOND_WORKERS", "3");
+    let file = site.file("s.toml", "session_timeout = \"45m\"\nworkers = 2\n");
+    let out = site.run(&["--config", file.to_str().unwrap(), "config", "check"]);
+    out.succeeded();
+    let line = |var: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{var} ")))
+            .unwrap_or_else(|| panic!("{var} not listed: {out}"))
+            .to_owned()
+    };
+    let timeout = line("SESSIOND_SESSION_TIMEOUT");
+    assert!(
+        timeout.contains("45m") && timeout.contains("file"),
+        "{timeout}"
+    );
+    let workers = line("SESSIOND_WORKERS");
+    assert!(
+        workers.contains(" 3 ") && workers.ends_with("environment SESSIOND_WORKERS"),
+        "{workers}"
+    );
+    assert!(line("SESSIOND_KEEPALIVE").ends_with("default"), "{out}");
+    let db = line("DATABASE_URL");
+    assert!(
+        db.contains("app:") && db.contains("127.0.0.1:1/sessions"),
+        "{db}"
+    );
+    assert!(
+        !out.stdout.contains("Pg-s3cret") && !out.stderr.contains("Pg-s3cret"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("settings ok"), "{out}");
+    // Nothing was started or opened: no server to reach, no file made beside the config.
+    let made: Vec<_> = std::fs::read_dir(site.path()).unwrap().collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+}
+
+#[test]
+fn config_check_exits_non_zero_naming_a_bad_setting() {
+    let site = Site::bare().with("SESSIOND_SESSION_TIMEOUT", "soon");
+    site.run(&["config", "check"])
+        .failed_naming(&["SESSIOND_SESSION_TIMEOUT", "'soon'"]);
+    let site = Site::bare();
+    let file = site.file("s.toml", "sesion_timeout = \"5m\"\n");
+    site.run(&["--config", file.to_str().unwrap(), "config", "check"])
+        .failed_naming(&["sesion_timeout", "did you mean session_timeout"]);
+}
+
+#[test]
+fn a_misspelt_variable_is_a_warning_naming_the_nearest_setting_in_a_verb_and_in_config_check() {
+    let site = Site::new().with("SESSIOND_SESION_TIMEOUT", "5m");
+    let hint = "SESSIOND_SESION_TIMEOUT is not a setting and is ignored (did you mean SESSIOND_SESSION_TIMEOUT?)";
+    let list = site.run(&["user", "list"]);
+    list.succeeded();
+    assert!(list.stderr.contains(hint), "{list}");
+    let check = site.run(&["config", "check"]);
+    check.succeeded();
+    assert!(
+        check.stdout.contains(&format!("warning: {hint}")),
+        "{check}"
+    );
+    let mut server = site.serve();
+    let log = server.stop();
+    assert!(log.contains(hint), "{log}");
+}
+
+#[test]
+fn database_url_sqlite_colon_path_opens_that_path_not_a_file_named_after_the_url() {
+    let site = Site::bare().with("DATABASE_URL", "sqlite:sessiond.db");
+    site.run(&["migrate"]).succeeded();
+    assert!(site.path().join("sessiond.db").exists());
+    assert!(!site.path().join("sqlite:sessiond.db").exists());
+    site.add_user("alice", "pw-alice-1");
+    // The same database, named the other way.
+    let other = Site {
+        dir: tempfile::tempdir().unwrap(),
+        env: Vec::new(),
+    }
+    .with(
+        "DATABASE_URL",
+        &format!("sqlite://{}", site.path().join("sessiond.db").display()),
+    );
+    assert_eq!(other.user("alice").state, "enabled");
+}
+
+#[test]
+fn user_unlock_lifts_a_lock_out_and_the_password_works_again() {
+    let site = Site::new().with("SESSIOND_LOCKOUT_THRESHOLD", "2");
+    site.add_user("bob", "pw-bob-1234");
+    let server = site.serve();
+    for _ in 0..2 {
+        server
+            .try_get_session("bob", "wrong")
+            .assert_fault("AUTHENTICATION_FAILED");
+    }
+    server
+        .try_get_session("bob", "pw-bob-1234")
+        .assert_fault("ACCOUNT_LOCKED");
+    assert_eq!(site.user("bob").state, "locked");
+
+    let out = site
+        .clone_env()
+        .with("RUST_LOG", "warn,sessiond::security=info")
+        .with("SESSIOND_LOG_FORMAT", "json")
+        .run(&["user", "unlock", "bob"]);
+    out.succeeded();
+    assert_eq!(out.stdout.trim(), "unlocked bob");
+    let event = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "admin")
+        .unwrap_or_else(|| panic!("no admin event: {out}"));
+    assert_eq!(
+        (event["action"].as_str(), event["user"].as_str()),
+        (Some("user_unlock"), Some("bob"))
+    );
+    assert_eq!(site.user("bob").state, "enabled");
+    server.get_session("bob", "pw-bob-1234");
+
+    let again = site.run(&["user", "unlock", "bob"]);
+    again.succeeded();
+    assert_eq!(again.stdout.trim(), "bob was not locked");
+    site.run(&["user", "unlock", "nobody"])
+        .failed_naming(&["nobody"]);
+}
+
+#[test]
+fn verbs_print_no_info_lines_by_default() {
+    let site = Site::new();
+    for (args, stdin) in [
+        (&["migrate"][..], None),
+        (
+            &["user", "add", "carol", "--password-stdin"][..],
+            Some("pw-carol-1\n"),
+        ),
+        (&["user", "grant", "carol", "ViewSessionRight"][..], None),
+        (&["user", "disable", "carol"][..], None),
+        (&["user", "list"][..], None),
+        (&["sessions", "delete-expired"][..], None),
+    ] {
+        let out = site.run_with(args, stdin);
+        out.succeeded();
+        // Only the security events (who did what) are INFO lines a verb logs by default.
+        let chatter: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("INFO") && !l.contains("sessiond::security"))
+            .collect();
+        assert!(
+            chatter.is_empty(),
+            "`sessiond {}` printed INFO lines other than security events: {chatter:?}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn one_ended_session_is_said_in_the_singular() {
+    let site = Site::new();
+    site.add_user("alice", "pw-alice-1");
+    let server = site.serve();
+    server.get_session("alice", "pw-alice-1");
+    let out = site.run(&["sessions", "end", "--user", "alice"]);
+    out.succeeded();
+    assert_eq!(out.stdout.trim(), "ended 1 session of alice");
+    server.get_session("alice", "pw-alice-1");
+    server.get_session("alice", "pw-alice-1");
+    let out = site.run(&["user", "disable", "alice"]);
+    out.succeeded();
+    assert_eq!(out.stdout.trim(), "disabled alice; ended 2 sessions");
 }

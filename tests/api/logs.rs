@@ -71,7 +71,11 @@ fn json_log_lines_parse_and_hold_no_password_or_whole_session_id() {
 
 #[test]
 fn an_admin_action_through_the_cli_is_logged_with_the_os_user_as_actor() {
-    let site = Site::new().with("SESSIOND_LOG_FORMAT", "json");
+    // A verb's default is warnings only (see cli.rs, verbs_print_no_info_lines_by_default);
+    // the security events are asked for.
+    let site = Site::new()
+        .with("SESSIOND_LOG_FORMAT", "json")
+        .with("RUST_LOG", "warn,sessiond::security=info");
     site.add_user("bob", "pw-bob-secret");
     let out = site.run(&["user", "disable", "bob"]);
     out.succeeded();

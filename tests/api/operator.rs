@@ -280,3 +280,64 @@ fn the_active_sessions_gauge_is_counted_at_start_and_kept_current_between_counts
     app.call("closeSession", &[("sessionId", &id)]).assert_ok();
     assert_eq!(gauge(&app), 3.0, "an end is counted at once");
 }
+
+/// Metrics a rule or panel may name that a server without a directory does not export: the
+/// directory's, a labelled family with no series until a directory answers (the directory
+/// tests scrape them). Each must be one the rules guard against being absent.
+const EXPORTED_LATER: &[&str] = &["sessiond_directory_requests_total"];
+
+/// Every `sessiond_…` name in a file, as Prometheus would read it from the exposition.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("sessiond_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // "sessiond_" inside a longer word is not a metric (none today; kept honest).
+        let before = rest[..at].chars().last();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.insert(name.clone());
+        }
+        rest = &rest[at + name.len().max(1)..];
+    }
+    names
+}
+
+#[test]
+fn every_metric_the_alert_rules_and_the_dashboard_name_is_exported() {
+    let app = spawn_app_with(|c| c.lockout_threshold = 1);
+    app.add_user("alice", "pw", None, &[]);
+    app.add_user("bob", "pw", None, &[]);
+    // One of each event, so that every labelled series exists.
+    let id = app.get_session("alice", "pw");
+    assert!(app.validate(&id));
+    app.call("getSession", &[("userId", "bob"), ("password", "x")])
+        .assert_fault("AUTHENTICATION_FAILED");
+    app.call("getSession", &[("userId", "bob"), ("password", "pw")])
+        .assert_fault("ACCOUNT_LOCKED");
+    app.call("closeSession", &[("sessionId", &id)]).assert_ok();
+    assert_eq!(get(&format!("{}/readyz", app.base)).0, 200);
+    let exported: std::collections::BTreeSet<String> = scrape(&app.base)
+        .keys()
+        .map(|series| series.split('{').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(scrape(&app.base)["sessiond_ready"], 1.0);
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in [
+        "contrib/prometheus/sessiond.rules.yml",
+        "contrib/grafana/sessiond.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let named = metric_names(&text);
+        assert!(named.len() >= 8, "{file} names only {named:?}");
+        for name in &named {
+            assert!(
+                exported.contains(name) || EXPORTED_LATER.contains(&name.as_str()),
+                "{file} names {name}, which /metrics does not export: {exported:?}"
+            );
+        }
+    }
+}

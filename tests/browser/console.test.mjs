@@ -292,3 +292,37 @@ test('every console page sends a strict content security policy and no-store', a
   const body = await r.text();
   assert.doesNotMatch(body, /https?:\/\//, 'no external resource');
 });
+
+test('an administrator adds a local user on the users page, who can then log in over SOAP', async () => {
+  await withBrowser(async (page) => {
+    await signIn(page, server, 'ops', 'ops-password');
+    await page.goto(`${server.console}users`);
+    await page.locator('#add-user').fill('newcomer');
+    await page.locator('#add-password').fill('newcomer-password');
+    await page.locator('#add-department').fill('Support');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByText('The user was added').waitFor();
+    const row = page.locator('tr', { has: page.locator('th', { hasText: 'newcomer' }) });
+    assert.equal(await row.count(), 1);
+    assert.match(await row.innerText(), /Support/);
+    await screenshot(page, 'user-added');
+    // The password works: a login over SOAP opens a session.
+    const id = await getSession(server, 'newcomer', 'newcomer-password');
+    assert.equal(await validateSession(server, id), 'true');
+    // The same name again is refused, and without the token nothing is added.
+    const csrf = await csrfOf(page);
+    const again = await postFromPage(page, `${server.console}users/add`, {
+      csrf,
+      user: 'newcomer',
+      password: 'another-password',
+    });
+    assert.equal(again, 400);
+    const forged = await postFromPage(page, `${server.console}users/add`, {
+      user: 'intruder',
+      password: 'intruder-password',
+    });
+    assert.equal(forged, 403);
+    await page.goto(`${server.console}users`);
+    assert.equal(await page.locator('th', { hasText: 'intruder' }).count(), 0);
+  });
+});

@@ -349,6 +349,23 @@ impl SessionService {
             .collect())
     }
 
+    /// A new local user, with no rights until granted: admin without department only, with the
+    /// CLI's `user add` rules (the password policy, a name not yet taken).
+    pub fn console_add_user(
+        &self,
+        me: &ConsoleUser,
+        user_id: &UserId,
+        password: &Password,
+        department: Option<&Department>,
+    ) -> Result<()> {
+        if !me.can_manage_users {
+            return Err(self.refuse(me, "adding a user"));
+        }
+        self.add_user(user_id, password, department)?;
+        log::info!("console: {} added {user_id}", me.user_id);
+        Ok(())
+    }
+
     /// One change to a user: admin without department only. The CLI's own verbs do the work,
     /// so the console and `sessiond user …` apply the same rules.
     pub fn console_change_user(
@@ -366,11 +383,7 @@ impl SessionService {
             }
             UserChange::Enable => self.enable_user(user_id)?,
             UserChange::Unlock => {
-                let mut conn = self.conn()?;
-                if users::find(&mut conn, user_id.as_str())?.is_none() {
-                    return Err(ServiceError::invalid(format!("no user '{user_id}'")));
-                }
-                users::clear_failures(&mut conn, user_id.as_str())?;
+                self.unlock_user(user_id)?;
             }
             UserChange::Grant(r) => self.set_right(user_id, *r, true)?,
             UserChange::Revoke(r) => self.set_right(user_id, *r, false)?,

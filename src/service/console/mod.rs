@@ -15,7 +15,9 @@ use chrono::NaiveDateTime;
 use super::auth::Caller;
 use super::login_stats::MinuteCount;
 use super::{CallContext, Result, ServiceError, SessionService, SessionView};
-use crate::domain::{redact, ClientType, EndReason, Password, Right, SessionId, UserId};
+use crate::domain::{
+    redact, ClientType, Department, EndReason, Password, Right, SessionId, UserId,
+};
 use crate::store::console::{self as queries, Grouping};
 use crate::store::sessions::State;
 use crate::store::users::{self, UserRow};
