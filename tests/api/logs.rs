@@ -169,6 +169,14 @@ fn console_sign_ins_and_admin_actions_are_security_events_with_the_console_user_
         .send()
         .unwrap();
     assert_eq!(changed.status().as_u16(), 303);
+    let added = client
+        .post(format!("{base}users/add"))
+        .header("Cookie", format!("sessiond_console={cookie}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}&user=frank&password=pw-frank-secret"))
+        .send()
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 303);
     let log = server.stop();
     let events: Vec<serde_json::Value> = log
         .lines()
@@ -188,6 +196,16 @@ fn console_sign_ins_and_admin_actions_are_security_events_with_the_console_user_
         .unwrap_or_else(|| panic!("no console_admin grant in:\n{log}"));
     assert_eq!(grant["actor"], "dave", "{grant}");
     assert_eq!(grant["user"], "erin", "{grant}");
+    let add = events
+        .iter()
+        .find(|v| v["event"] == "console_admin" && v["action"] == "add_user")
+        .unwrap_or_else(|| panic!("no console_admin add_user in:\n{log}"));
+    assert_eq!(add["actor"], "dave", "{add}");
+    assert_eq!(add["user"], "frank", "{add}");
+    assert!(
+        !log.contains("pw-frank-secret"),
+        "the new password in the log"
+    );
     assert!(
         !log.contains(&cookie),
         "a whole console session ID in the log"

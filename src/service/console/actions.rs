@@ -362,7 +362,12 @@ impl SessionService {
             return Err(self.refuse(me, "adding a user"));
         }
         self.add_user(user_id, password, department)?;
-        log::info!("console: {} added {user_id}", me.user_id);
+        console_event(
+            me,
+            "add_user",
+            Some(user_id.as_str()),
+            &format!("added {user_id}"),
+        );
         Ok(())
     }
 
