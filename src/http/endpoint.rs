@@ -201,21 +201,19 @@ async fn answer(
     let version = decoded.version;
     let operation = decoded.request.operation();
     req.extensions_mut().insert(operation);
-    // Two SOAPAction headers that disagree name two operations: which one was meant is
-    // unknowable, so neither is run (a proxy checking the first must not pass the second).
-    let mut actions = req.headers().get_all("SOAPAction");
-    if let Some(first) = actions.next() {
-        if actions.any(|other| other != first) {
-            let fault = Fault::new(
-                FaultCode::InvalidRequest,
-                "the request carries SOAPAction headers that disagree",
-            );
+    // Every SOAPAction header is checked, not only the first: a second one naming another
+    // operation is a Client fault (a proxy checking the first must not pass the second), while
+    // the same action written with and without quotes is one action.
+    let mut actions = req.headers().get_all("SOAPAction").peekable();
+    if actions.peek().is_none() {
+        if let Err(fault) = binding::check_action(None, media.as_ref(), operation) {
             return fault_response(version, &fault);
         }
     }
-    let soap_action = header_str(&req, "SOAPAction");
-    if let Err(fault) = binding::check_action(soap_action, media.as_ref(), operation) {
-        return fault_response(version, &fault);
+    for action in actions {
+        if let Err(fault) = binding::check_action(action.to_str().ok(), media.as_ref(), operation) {
+            return fault_response(version, &fault);
+        }
     }
     let service = state.service.clone();
     let request = decoded.request;

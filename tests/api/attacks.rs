@@ -173,6 +173,16 @@ fn two_soap_action_headers_naming_different_operations_get_a_client_fault() {
     let r = app.post(
         "text/xml; charset=utf-8",
         &[("SOAPAction", same), ("SOAPAction", same)],
+        body.clone(),
+    );
+    r.assert_ok();
+    // So is the same action once quoted and once bare (both forms are in use).
+    let r = app.post(
+        "text/xml; charset=utf-8",
+        &[
+            ("SOAPAction", same),
+            ("SOAPAction", "urn:sessiond:session:1/getSession"),
+        ],
         body,
     );
     r.assert_ok();
