@@ -561,6 +561,9 @@ fn long_array_results_stream_in_pages_and_stay_whole_and_ordered() {
     let root = app.get_session("root", PW);
     let mut all = vec![root.clone()];
     for _ in 0..30 {
+        // Arrays are in (creation time, ID) order: a few milliseconds apart, creation order is
+        // the array's order (two opened in the same instant would be in ID order instead).
+        std::thread::sleep(std::time::Duration::from_millis(3));
         let r = app.call(
             "openClientlessSession",
             &[("sessionId", &root), ("userId", "alice")],
