@@ -486,12 +486,16 @@ fn sighup_serves_a_new_certificate_with_no_failed_call_of_a_running_validate_loo
     let stop = AtomicBool::new(false);
     let failures = Mutex::new(Vec::<String>::new());
     let calls = AtomicUsize::new(0);
+    // The new-connection loop's own count: it is the slower one (a handshake a call), and each
+    // reload must be followed by some of its calls, or its last peer may predate the last one.
+    let fresh_calls = AtomicUsize::new(0);
     let peers: Vec<Vec<u8>> = std::thread::scope(|scope| {
         let loops: Vec<_> = [false, true]
             .into_iter()
             .map(|fresh| {
                 let client = site.client(fresh);
                 let (stop, failures, calls, server, id) = (&stop, &failures, &calls, &server, &id);
+                let fresh_calls = &fresh_calls;
                 scope.spawn(move || {
                     let mut last_peer = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -506,6 +510,9 @@ fn sighup_serves_a_new_certificate_with_no_failed_call_of_a_running_validate_loo
                                     }
                                 });
                         calls.fetch_add(1, Ordering::Relaxed);
+                        if fresh {
+                            fresh_calls.fetch_add(1, Ordering::Relaxed);
+                        }
                         if let Err(e) = outcome {
                             failures.lock().unwrap().push(e);
                         }
@@ -517,8 +524,12 @@ fn sighup_serves_a_new_certificate_with_no_failed_call_of_a_running_validate_loo
 
         let settle = || {
             let start = calls.load(Ordering::Relaxed);
+            let fresh_start = fresh_calls.load(Ordering::Relaxed);
             let deadline = Instant::now() + PATIENCE;
-            while calls.load(Ordering::Relaxed) < start + 50 && Instant::now() < deadline {
+            while (calls.load(Ordering::Relaxed) < start + 50
+                || fresh_calls.load(Ordering::Relaxed) < fresh_start + 3)
+                && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(10));
             }
         };
