@@ -163,3 +163,75 @@ fn truncated_and_empty_envelopes_are_refused_with_a_client_fault_invalid_request
         );
     }
 }
+
+/// The fast paths of `wellformed` (a table for ASCII names, a vectorised pass over blocks of
+/// the body) answer exactly as the productions they stand for, wherever the byte falls.
+mod fast_paths {
+    use super::super::wellformed::{forbidden_char, is_name_char, is_name_start_char, is_xml_name};
+    use proptest::prelude::*;
+
+    fn slow_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+    }
+
+    fn slow_forbidden(body: &[u8]) -> Option<usize> {
+        body.iter().enumerate().position(|(i, &b)| match b {
+            b'\t' | b'\n' | b'\r' => false,
+            0..0x20 => true,
+            0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+            _ => false,
+        })
+    }
+
+    #[test]
+    fn every_ascii_byte_in_every_place_of_a_name() {
+        for b in 0u8..128 {
+            let c = b as char;
+            for name in [
+                format!("{c}"),
+                format!("a{c}"),
+                format!("{c}a"),
+                format!("ab{c}é"),
+            ] {
+                assert_eq!(is_xml_name(&name), slow_name(&name), "{name:?}");
+            }
+        }
+        assert!(!is_xml_name(""));
+    }
+
+    #[test]
+    fn a_forbidden_character_on_either_side_of_a_block_boundary() {
+        let base = vec![b'a'; 100];
+        for at in 0..base.len() {
+            for bad in [
+                &b"\x01"[..],
+                b"\x00",
+                b"\x1F",
+                b"\xEF\xBF\xBE",
+                b"\xEF\xBF\xBF",
+            ] {
+                let mut body = base.clone();
+                body.splice(at..at, bad.iter().copied());
+                assert_eq!(forbidden_char(&body), Some(at), "{bad:?} at {at}");
+            }
+            let mut fine = base.clone();
+            fine.splice(at..at, *b"\t\n\r\xEF\xBC\xA1");
+            assert_eq!(forbidden_char(&fine), None);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_paths_agree_with_the_productions(
+            body in proptest::collection::vec(
+                prop_oneof![Just(0x01u8), Just(b'\n'), Just(0xEFu8), Just(0xBFu8), Just(0xBEu8), any::<u8>()],
+                0..200,
+            ),
+            name in "[\\x00-\\x7F]{0,12}|\\PC{0,6}",
+        ) {
+            prop_assert_eq!(forbidden_char(&body), slow_forbidden(&body));
+            prop_assert_eq!(is_xml_name(&name), slow_name(&name));
+        }
+    }
+}
