@@ -41,7 +41,7 @@ use crate::domain::{
     redact, ClientName, ClientType, EndReason, LimitPolicy, ListedIds, Password, SessionId, UserId,
 };
 use crate::store::accounts::{self, Opened};
-use crate::store::sessions::{self, SessionRow};
+use crate::store::sessions::{self, SessionRecord, SessionRow};
 use crate::store::users;
 use crate::store::{Conn, DbConnection, Store};
 use crate::telemetry::{Telemetry, SECURITY};
@@ -195,9 +195,9 @@ impl SessionService {
     /// (its ID signs in to the console), every session by its handle in handles mode.
     pub(crate) fn shown(&self, mut view: SessionView) -> Result<SessionView> {
         if self.settings.listed_ids == ListedIds::Handles
-            || view.client_type == console::CONSOLE_CLIENT_TYPE
+            || view.record.client_type == console::CONSOLE_CLIENT_TYPE
         {
-            view.session_id = self.keys()?.handle(&view.session_id);
+            view.record.session_id = self.keys()?.handle(&view.record.session_id);
         }
         Ok(view)
     }
@@ -337,8 +337,8 @@ impl SessionService {
     ) -> Result<SessionView> {
         let mut conn = self.conn()?;
         let caller = self.authenticate(&mut conn, session_id)?;
-        let view = self.find_any(&mut conn, target, &caller.session.session_id)?;
-        if view.user_id != caller.user.user_id && !caller.can_view() {
+        let view = self.find_any(&mut conn, target, &caller.session.record.session_id)?;
+        if view.record.user_id != caller.user.user_id && !caller.can_view() {
             return Err(ServiceError::AccessDenied);
         }
         self.shown(view)
@@ -349,19 +349,23 @@ impl SessionService {
         session_id: Option<&SessionId>,
         target: Option<&SessionId>,
     ) -> Result<String> {
-        self.get_session_info(session_id, target).map(|v| v.user_id)
+        self.get_session_info(session_id, target)
+            .map(|v| v.record.user_id)
     }
 
     pub fn get_current_session(&self, session_id: Option<&SessionId>) -> Result<SessionView> {
         let caller = self.authenticate(&mut *self.conn()?, session_id)?;
-        let current = caller.session.session_id.clone();
+        let current = caller.session.record.session_id.clone();
         Ok(self.view(caller.session, Some(&current)))
     }
 
     /// A keep-alive: renews and returns the new expiration time. Never revives an ended session.
     pub fn extend_session(&self, session_id: Option<&SessionId>) -> Result<NaiveDateTime> {
         let caller = self.authenticate(&mut *self.conn()?, session_id)?;
-        Ok(self.expires_at(caller.session.created_at, caller.session.last_activity))
+        Ok(self.expires_at(
+            caller.session.record.created_at,
+            caller.session.last_activity,
+        ))
     }
 
     /// Re-checks the password of the session's user; a wrong one counts toward the lock-out.
@@ -414,7 +418,7 @@ impl SessionService {
         log::info!(
             target: SECURITY,
             event = "clientless_opened",
-            user = row.user_id.as_str(),
+            user = row.record.user_id.as_str(),
             actor = caller.user.user_id.as_str(),
             session:% = id;
             "clientless session opened"
@@ -436,12 +440,12 @@ impl SessionService {
         let Some(row) = sessions::find(&mut conn, target.as_str())? else {
             return Ok(false);
         };
-        if row.client_type != ClientType::CLIENTLESS {
+        if row.record.client_type != ClientType::CLIENTLESS {
             return Err(ServiceError::invalid(
                 "the target is not a clientless session",
             ));
         }
-        let opener = row.created_by.as_deref() == Some(caller.user.user_id.as_str());
+        let opener = row.record.created_by.as_deref() == Some(caller.user.user_id.as_str());
         if !opener && !caller.is_admin_without_department() {
             return Err(ServiceError::AccessDenied);
         }
@@ -460,13 +464,13 @@ impl SessionService {
         )?;
         // Only once the record holds it: a failed end keeps the renewal for the next try.
         self.cache.revoke([id.as_str()]);
-        if let Some(record) = &ended {
+        if let Some(history) = &ended {
             self.telemetry.session_ended(reason.as_str(), 1);
             log::info!(
                 target: SECURITY,
                 event = "session_ended",
                 session:% = id,
-                user = record.user_id.as_str(),
+                user = history.record.user_id.as_str(),
                 reason = reason.as_str();
                 "session ended"
             );
@@ -478,7 +482,7 @@ impl SessionService {
     /// renewal still pending here (docs/behaviour.md §3: the history shows what the client was last
     /// told).
     pub(crate) fn latest_activity(&self) -> impl Fn(&SessionRow) -> NaiveDateTime + '_ {
-        |row| self.cache.latest(&row.session_id, row.last_activity)
+        |row| self.cache.latest(&row.record.session_id, row.last_activity)
     }
 }
 

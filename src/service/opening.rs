@@ -19,15 +19,18 @@ impl SessionService {
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
         if !self.store_session(&row)? {
-            log::warn!("login of {} refused: disabled meanwhile", row.user_id);
+            log::warn!(
+                "login of {} refused: disabled meanwhile",
+                row.record.user_id
+            );
             return Err(ServiceError::AuthenticationFailed);
         }
         log::info!(
             target: SECURITY,
             event = "login",
-            user = row.user_id.as_str(),
-            client_type = row.client_type.as_str(),
-            host = row.host.as_deref().unwrap_or("-"),
+            user = row.record.user_id.as_str(),
+            client_type = row.record.client_type.as_str(),
+            host = row.record.host.as_deref().unwrap_or("-"),
             source = user.source.as_str(),
             session:% = id;
             "login succeeded"
@@ -65,14 +68,14 @@ impl SessionService {
             Opened::Stored { evicted } => {
                 self.telemetry.session_opened();
                 self.cache
-                    .revoke(evicted.iter().map(|r| r.session_id.as_str()));
-                for record in evicted {
+                    .revoke(evicted.iter().map(|r| r.record.session_id.as_str()));
+                for ended in evicted {
                     self.telemetry.session_ended(EndReason::Evicted.as_str(), 1);
                     log::info!(
                         target: SECURITY,
                         event = "session_ended",
-                        session = redact(&record.session_id).as_str(),
-                        user = record.user_id.as_str(),
+                        session = redact(&ended.record.session_id).as_str(),
+                        user = ended.record.user_id.as_str(),
                         reason = EndReason::Evicted.as_str();
                         "session ended"
                     );
@@ -83,7 +86,7 @@ impl SessionService {
             Opened::CapReached => {
                 log::warn!(
                     "login of {} refused: {} active sessions already",
-                    row.user_id,
+                    row.record.user_id,
                     cap.map_or(0, |c| c.max)
                 );
                 Err(ServiceError::SessionLimitReached)
@@ -102,15 +105,17 @@ impl SessionService {
         let id = SessionId::generate().map_err(ServiceError::internal)?;
         let now = self.now();
         let row = SessionRow {
-            session_id: id.as_str().to_owned(),
-            user_id: user_id.to_owned(),
-            client_type: client_type.as_str().to_owned(),
-            client_name: client_name.map(ClientName::into_string),
-            host: ctx.host.clone(),
-            location: self.settings.location.clone(),
-            created_at: now,
+            record: SessionRecord {
+                session_id: id.as_str().to_owned(),
+                user_id: user_id.to_owned(),
+                client_type: client_type.as_str().to_owned(),
+                client_name: client_name.map(ClientName::into_string),
+                host: ctx.host.clone(),
+                location: self.settings.location.clone(),
+                created_at: now,
+                created_by,
+            },
             last_activity: now,
-            created_by,
         };
         Ok((id, row))
     }

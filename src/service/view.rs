@@ -6,65 +6,55 @@ use chrono::NaiveDateTime;
 use super::{Result, ServiceError, SessionService};
 use crate::domain::SessionId;
 use crate::store::history::{self, HistoryRow};
-use crate::store::sessions::{self, SessionRow};
+use crate::store::sessions::{self, SessionRecord, SessionRow};
 use crate::store::DbConnection;
 
-/// One session as clients see it: stored (active or expired) or ended.
+/// One session as clients see it: stored (active or expired) or ended. Its stored values are
+/// the store's [`SessionRecord`] as read (the encoders take their fields from it); the rest is
+/// what this instance knows or works out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionView {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub client_name: Option<String>,
-    pub host: Option<String>,
-    pub location: String,
-    pub created_at: NaiveDateTime,
+    /// As stored; listings and details may show a handle in place of its ID (see `shown`).
+    pub record: SessionRecord,
+    /// The stored last activity, or a later renewal still pending here.
     pub last_activity: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    /// When and why it ended: `None` for a stored session.
     pub ended_at: Option<NaiveDateTime>,
     pub end_reason: Option<String>,
-    pub created_by: Option<String>,
+    /// Whether it is the caller's own session.
     pub is_current: bool,
+    /// Whether another location opened it.
     pub is_remote: bool,
 }
 
 impl SessionService {
     pub(crate) fn view(&self, row: SessionRow, caller: Option<&str>) -> SessionView {
-        let last_activity = self.cache.latest(&row.session_id, row.last_activity);
-        SessionView {
-            is_current: caller == Some(row.session_id.as_str()),
-            is_remote: row.location != self.settings.location,
-            expires_at: self.expires_at(row.created_at, last_activity),
-            session_id: row.session_id,
-            user_id: row.user_id,
-            client_type: row.client_type,
-            client_name: row.client_name,
-            host: row.host,
-            location: row.location,
-            created_at: row.created_at,
-            last_activity,
-            ended_at: None,
-            end_reason: None,
-            created_by: row.created_by,
-        }
+        let last_activity = self.cache.latest(&row.record.session_id, row.last_activity);
+        self.view_of(row.record, last_activity, None, caller)
     }
 
     pub(crate) fn view_ended(&self, row: HistoryRow, caller: Option<&str>) -> SessionView {
+        let ended = Some((row.ended_at, row.end_reason));
+        self.view_of(row.record, row.last_activity, ended, caller)
+    }
+
+    fn view_of(
+        &self,
+        record: SessionRecord,
+        last_activity: NaiveDateTime,
+        ended: Option<(NaiveDateTime, String)>,
+        caller: Option<&str>,
+    ) -> SessionView {
+        let (ended_at, end_reason) = ended.unzip();
         SessionView {
-            is_current: caller == Some(row.session_id.as_str()),
-            is_remote: row.location != self.settings.location,
-            expires_at: self.expires_at(row.created_at, row.last_activity),
-            session_id: row.session_id,
-            user_id: row.user_id,
-            client_type: row.client_type,
-            client_name: row.client_name,
-            host: row.host,
-            location: row.location,
-            created_at: row.created_at,
-            last_activity: row.last_activity,
-            ended_at: Some(row.ended_at),
-            end_reason: Some(row.end_reason),
-            created_by: row.created_by,
+            is_current: caller == Some(record.session_id.as_str()),
+            is_remote: record.location != self.settings.location,
+            expires_at: self.expires_at(record.created_at, last_activity),
+            record,
+            last_activity,
+            ended_at,
+            end_reason,
         }
     }
 

@@ -51,7 +51,7 @@ impl ConsoleUser {
     fn of(caller: &Caller, csrf: String) -> Self {
         Self {
             user_id: caller.user.user_id.clone(),
-            session_id: caller.session.session_id.clone(),
+            session_id: caller.session.record.session_id.clone(),
             csrf,
             can_end: caller.can_update(),
             can_manage_users: caller.is_admin_without_department(),
