@@ -1,10 +1,13 @@
 //! A session as clients see it, stored (active or expired) or ended, with its expiration time
 //! and pending renewals already applied.
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
 
-use super::{Result, ServiceError, SessionService};
-use crate::domain::SessionId;
+use super::handles;
+use crate::domain::{ListedIds, SessionId};
+use crate::service::{console, Result, ServiceError, SessionService};
 use crate::store::history::{self, HistoryRow};
 use crate::store::sessions::{self, SessionRecord, SessionRow};
 use crate::store::DbConnection;
@@ -56,6 +59,51 @@ impl SessionService {
             ended_at,
             end_reason,
         }
+    }
+
+    /// The shared keys, made and stored by the first instance that needs them.
+    pub(crate) fn keys(&self) -> Result<Arc<handles::Keys>> {
+        if let Some(k) = self.keys.get() {
+            return Ok(k.clone());
+        }
+        let fresh = handles::fresh_secret().map_err(ServiceError::internal)?;
+        let secret =
+            crate::store::secrets::get_or_make(&mut *self.conn()?, handles::SECRET_NAME, &fresh)?;
+        let keys = Arc::new(handles::Keys::from_secret(secret.as_bytes()));
+        Ok(self.keys.get_or_init(|| keys).clone())
+    }
+
+    /// A session as a listing or a detail shows it: a console session always by its handle
+    /// (its ID signs in to the console), every session by its handle in handles mode.
+    pub(crate) fn shown(&self, mut view: SessionView) -> Result<SessionView> {
+        if self.settings.listed_ids == ListedIds::Handles
+            || view.record.client_type == console::CONSOLE_CLIENT_TYPE
+        {
+            view.record.session_id = self.keys()?.handle(&view.record.session_id);
+        }
+        Ok(view)
+    }
+
+    /// The session a target names: the one whose handle it is, else the one whose ID it is.
+    /// Both modes take both, so a script that kept IDs and one that kept handles work alike.
+    pub(crate) fn target(&self, given: &SessionId) -> Result<SessionId> {
+        Ok(match self.keys()?.resolve(given.as_str()) {
+            Some(id) => SessionId::parse(&id).map_err(ServiceError::internal)?,
+            None => given.clone(),
+        })
+    }
+
+    /// A page key's ID as a link carries it (always a handle: keys are opaque to readers).
+    pub(crate) fn shown_key_id(&self, id: &str) -> Result<String> {
+        Ok(self.keys()?.handle(id))
+    }
+
+    /// A page key's ID back from a link.
+    pub(crate) fn key_id(&self, given: &str) -> Result<String> {
+        Ok(self
+            .keys()?
+            .resolve(given)
+            .unwrap_or_else(|| given.to_owned()))
     }
 
     /// A session by ID, stored or ended.

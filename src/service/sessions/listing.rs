@@ -6,9 +6,9 @@
 
 use chrono::NaiveDateTime;
 
-use super::auth::Caller;
-use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::SessionId;
+use crate::service::logins::auth::Caller;
+use crate::service::{Result, ServiceError, SessionService, SessionView};
 use crate::store::sessions::{self, Cutoffs, State};
 use crate::store::DbConnection;
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Result, ServiceError, SessionService};
 use crate::domain::{ClientType, SessionId};
+use crate::service::{Result, ServiceError, SessionService};
 use crate::store::accounts;
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;

@@ -1,10 +1,16 @@
 //! Opening a session: the password login of getSession, getBWSession and startSession, and
 //! storing a new session within its user's cap (docs/behaviour.md §7).
 
-use super::*;
+use crate::domain::{
+    redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
+};
+use crate::service::{CallContext, Result, ServiceError, SessionService, SessionView};
+use crate::store::accounts::{self, Opened};
+use crate::store::sessions::{SessionRecord, SessionRow};
+use crate::telemetry::SECURITY;
 
 impl SessionService {
-    pub(super) fn open_with_password(
+    pub(in crate::service) fn open_with_password(
         &self,
         user_id: Option<&UserId>,
         password: Option<&Password>,
@@ -47,7 +53,7 @@ impl SessionService {
     /// Active is judged by the stored last activity after this instance's pending renewals are
     /// stored, the same on every instance and what listActiveSessionIds shows; another
     /// instance's renewals are at most the activity lag late.
-    pub(super) fn store_session(&self, row: &SessionRow) -> Result<bool> {
+    pub(in crate::service) fn store_session(&self, row: &SessionRow) -> Result<bool> {
         let now = self.now();
         let cap = self
             .settings
@@ -94,7 +100,7 @@ impl SessionService {
         }
     }
 
-    pub(super) fn new_session(
+    pub(in crate::service) fn new_session(
         &self,
         user_id: &str,
         client_type: ClientType,
