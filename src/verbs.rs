@@ -250,12 +250,12 @@ fn print_sessions(list: &[SessionView]) {
     for v in list {
         println!(
             "{:<44} {:<16} {:<11} {:<24} {:<24} {}",
-            v.session_id,
-            v.user_id,
-            v.client_type,
-            utc(v.created_at),
+            v.record.session_id,
+            v.record.user_id,
+            v.record.client_type,
+            utc(v.record.created_at),
             utc(v.expires_at),
-            v.host.as_deref().unwrap_or("-")
+            v.record.host.as_deref().unwrap_or("-")
         );
     }
 }
@@ -313,13 +313,13 @@ pub(crate) fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), S
             let v = s.session_info(&parse_session(&session_id)?).map_err(e)?;
             let t = utc;
             let opt = |o: Option<&str>| o.unwrap_or("-").to_owned();
-            println!("session:        {}", v.session_id);
-            println!("user:           {}", v.user_id);
-            println!("client type:    {}", v.client_type);
-            println!("client name:    {}", opt(v.client_name.as_deref()));
-            println!("host:           {}", opt(v.host.as_deref()));
-            println!("location:       {}", v.location);
-            println!("created:        {}", t(v.created_at));
+            println!("session:        {}", v.record.session_id);
+            println!("user:           {}", v.record.user_id);
+            println!("client type:    {}", v.record.client_type);
+            println!("client name:    {}", opt(v.record.client_name.as_deref()));
+            println!("host:           {}", opt(v.record.host.as_deref()));
+            println!("location:       {}", v.record.location);
+            println!("created:        {}", t(v.record.created_at));
             println!("last activity:  {}", t(v.last_activity));
             println!("expires:        {}", t(v.expires_at));
             println!(
@@ -327,7 +327,7 @@ pub(crate) fn sessions(s: &SessionService, cmd: SessionsCommand) -> Result<(), S
                 v.ended_at.map(t).unwrap_or_else(|| "-".into())
             );
             println!("end reason:     {}", opt(v.end_reason.as_deref()));
-            println!("created by:     {}", opt(v.created_by.as_deref()));
+            println!("created by:     {}", opt(v.record.created_by.as_deref()));
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 
-use crate::service::login_stats::MinuteCount;
+use crate::service::console::login_stats::MinuteCount;
 
 /// Left edge, width and baseline of the plot in the SVG's own units (its viewBox).
 pub const LEFT: i32 = 36;

@@ -79,21 +79,21 @@ impl SessionLine {
         };
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "–".into());
         Self {
-            id: v.session_id.clone(),
-            short: crate::domain::redact(&v.session_id),
-            user: v.user_id.clone(),
-            client_type: v.client_type.clone(),
-            client_name: dash(&v.client_name),
-            host: dash(&v.host),
-            location: v.location.clone(),
-            created: time(v.created_at),
+            id: v.record.session_id.clone(),
+            short: crate::domain::redact(&v.record.session_id),
+            user: v.record.user_id.clone(),
+            client_type: v.record.client_type.clone(),
+            client_name: dash(&v.record.client_name),
+            host: dash(&v.record.host),
+            location: v.record.location.clone(),
+            created: time(v.record.created_at),
             last_activity: time(v.last_activity),
             expires: time(v.expires_at),
             state,
             current: v.is_current,
             ended: v.ended_at.map(time).unwrap_or_else(|| "–".into()),
             end_reason: dash(&v.end_reason),
-            created_by: dash(&v.created_by),
+            created_by: dash(&v.record.created_by),
         }
     }
 

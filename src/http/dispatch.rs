@@ -5,7 +5,7 @@
 use crate::domain::{ClientName, ClientType, Password, SessionId, UserId};
 use crate::service::SessionView;
 use crate::service::{CallContext, ServiceError, SessionFilter, SessionPages, SessionService};
-use crate::soap::response::{SessionInfoItem, SessionItem};
+use crate::soap::response::SessionItem;
 use crate::soap::{Answer, ArrayOf, Handler, Items};
 
 /// What an operation produced: a whole answer, or an array result with its first page read
@@ -38,7 +38,7 @@ fn done(answer: Answer) -> Done {
 }
 
 fn info(v: SessionView) -> Answer {
-    Answer::SessionInfo(Box::new(session_info_item(v)))
+    Answer::SessionInfo(Box::new(session_item(v)))
 }
 
 impl Handler for Calls<'_> {
@@ -49,14 +49,14 @@ impl Handler for Calls<'_> {
         let v = self
             .service
             .get_session(user_id.as_ref(), password.as_ref(), self.ctx)?;
-        done(Answer::SessionId(v.session_id))
+        done(Answer::SessionId(v.record.session_id))
     }
 
     fn get_bw_session(&self, user_id: Option<UserId>, password: Option<Password>) -> Done {
         let v = self
             .service
             .get_bw_session(user_id.as_ref(), password.as_ref(), self.ctx)?;
-        done(Answer::SessionId(v.session_id))
+        done(Answer::SessionId(v.record.session_id))
     }
 
     fn close_session(&self, session_id: Option<SessionId>) -> Done {
@@ -203,38 +203,30 @@ impl Handler for Calls<'_> {
 
 /// An array operation's elements, of the kind the operation table says it carries.
 pub(super) fn items(of: ArrayOf, views: Vec<SessionView>) -> Items {
+    let items = views.into_iter().map(session_item).collect();
     match of {
-        ArrayOf::SessionInfo => Items::Infos(views.into_iter().map(session_info_item).collect()),
-        ArrayOf::Session => Items::Sessions(views.into_iter().map(session_item).collect()),
+        ArrayOf::SessionInfo => Items::Infos(items),
+        ArrayOf::Session => Items::Sessions(items),
     }
 }
 
+/// A session as the encoders write it (`Session` or `SessionInfo`): the one mapping from
+/// the service's view.
 fn session_item(v: SessionView) -> SessionItem {
+    let r = v.record;
     SessionItem {
-        session_id: v.session_id,
-        user_id: v.user_id,
-        client_type: v.client_type,
-        host: v.host,
-        creation_time: v.created_at,
-        last_activity_time: v.last_activity,
-        expiration_time: v.expires_at,
-    }
-}
-
-fn session_info_item(v: SessionView) -> SessionInfoItem {
-    SessionInfoItem {
-        session_id: v.session_id,
-        user_id: v.user_id,
-        client_type: v.client_type,
-        client_name: v.client_name,
-        host: v.host,
-        location: v.location,
-        creation_time: v.created_at,
+        session_id: r.session_id,
+        user_id: r.user_id,
+        client_type: r.client_type,
+        client_name: r.client_name,
+        host: r.host,
+        location: r.location,
+        creation_time: r.created_at,
         last_activity_time: v.last_activity,
         expiration_time: v.expires_at,
         end_time: v.ended_at,
         end_reason: v.end_reason,
-        created_by: v.created_by,
+        created_by: r.created_by,
         is_current: v.is_current,
         is_remote: v.is_remote,
     }

@@ -35,7 +35,7 @@ pub struct UserSummary {
     pub dn: Option<String>,
 }
 
-pub(super) fn no_user(user_id: &UserId) -> ServiceError {
+pub(in crate::service) fn no_user(user_id: &UserId) -> ServiceError {
     ServiceError::InvalidRequest(format!("no user '{user_id}'"))
 }
 

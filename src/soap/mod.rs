@@ -14,7 +14,7 @@ pub mod wsdl;
 pub use envelope::{decode, Decoded, Limits};
 pub use fault::{Fault, FaultCode};
 pub use operations::{ArrayOf, Handler, Operation, Request};
-pub use response::{Answer, Items, Response, SessionInfoItem, SessionItem};
+pub use response::{Answer, Items, Response, SessionItem};
 
 /// The contract's target namespace.
 pub const NS: &str = "urn:sessiond:session:1";

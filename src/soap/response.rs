@@ -9,21 +9,10 @@ use quick_xml::escape::partial_escape;
 use super::request::Operation;
 use super::{SoapVersion, NS, XSI};
 
-/// The contract's `Session`: what the legacy arrays carry.
+/// The contract's `SessionInfo`, and its `Session`: the legacy arrays' element, which carries
+/// the first few of the same values (see [`Body::session`]).
 #[derive(Debug, Clone)]
 pub struct SessionItem {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub host: Option<String>,
-    pub creation_time: NaiveDateTime,
-    pub last_activity_time: NaiveDateTime,
-    pub expiration_time: NaiveDateTime,
-}
-
-/// The contract's `SessionInfo`.
-#[derive(Debug, Clone)]
-pub struct SessionInfoItem {
     pub session_id: String,
     pub user_id: String,
     pub client_type: String,
@@ -58,7 +47,7 @@ pub enum Answer {
         nil_terminated: bool,
     },
     /// startSession, getSessionInfo, getCurrentSession.
-    SessionInfo(Box<SessionInfoItem>),
+    SessionInfo(Box<SessionItem>),
     UserId(String),
     ExpirationTime(NaiveDateTime),
     Confirmed(bool),
@@ -76,7 +65,7 @@ pub struct Response {
 #[derive(Debug, Clone)]
 pub enum Items {
     Sessions(Vec<SessionItem>),
-    Infos(Vec<SessionInfoItem>),
+    Infos(Vec<SessionItem>),
 }
 
 impl Items {
@@ -175,6 +164,8 @@ impl Body {
         self.text(name, &date_time(value));
     }
 
+    /// A `Session`: the values of a `SessionInfo` the legacy contract knows (ID, user, client
+    /// type, host and the three instants).
     fn session(&mut self, name: &str, s: &SessionItem) {
         let _ = write!(self.0, "<tns:{name}>");
         self.text("sessionId", &s.session_id);
@@ -187,7 +178,7 @@ impl Body {
         let _ = write!(self.0, "</tns:{name}>");
     }
 
-    fn session_info(&mut self, name: &str, s: &SessionInfoItem) {
+    fn session_info(&mut self, name: &str, s: &SessionItem) {
         let _ = write!(self.0, "<tns:{name}>");
         self.text("sessionId", &s.session_id);
         self.text("userId", &s.user_id);

@@ -42,7 +42,7 @@ use signals::{log_certificate, reload_on_sighup, stop_on_signals};
 const HISTORY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Threads per HTTP worker for database work. Every thread keeps the memory it once used, so a
 /// burst of long listings on hundreds of threads stayed resident at hundreds of MiB; logins,
-/// which wait long, are held back before they take one (see `service::auth::LoginGate`).
+/// which wait long, are held back before they take one (see `service::logins::auth::LoginGate`).
 const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// Shortest interval for storing renewed activity, whatever the lag setting.
 const MIN_ACTIVITY_FLUSH: Duration = Duration::from_millis(10);

@@ -46,13 +46,13 @@ pub fn open(
     latest: impl LatestActivity,
 ) -> QueryResult<Opened> {
     conn.write_transaction(|conn| {
-        match users::lock(conn, &row.user_id)? {
+        match users::lock(conn, &row.record.user_id)? {
             Some(user) if !user.disabled => {}
             _ => return Ok(Opened::NoEnabledUser),
         }
         let mut evicted = Vec::new();
         if let Some(cap) = cap {
-            let active = sessions::active_of_user(conn, &row.user_id, cap.cutoffs)?;
+            let active = sessions::active_of_user(conn, &row.record.user_id, cap.cutoffs)?;
             // Room for the new one: a cap lowered since may leave more than one to end.
             let over = (active.len() + 1).saturating_sub(cap.max as usize);
             if over > 0 {

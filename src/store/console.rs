@@ -285,7 +285,7 @@ pub fn sessions_page(
         .enumerate()
         .map(|(i, id)| (id.as_str(), i))
         .collect();
-    rows.sort_by_key(|r| place.get(r.session_id.as_str()).copied());
+    rows.sort_by_key(|r| place.get(r.record.session_id.as_str()).copied());
     Ok(rows)
 }
 
@@ -351,7 +351,9 @@ pub fn history_page(
     seek: &Seek,
     limit: i64,
 ) -> QueryResult<Vec<HistoryRow>> {
-    let mut q = session_history::table.into_boxed();
+    let mut q = session_history::table
+        .select(HistoryRow::as_select())
+        .into_boxed();
     if let Some(user) = &filters.user_id {
         q = q.filter(session_history::user_id.eq(user));
     }

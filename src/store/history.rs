@@ -4,20 +4,21 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::session_history;
+use super::sessions::{record_columns, SessionRecord};
 use super::DbConnection;
 
+/// An ended session: its record as it was stored, the last activity it really had, and when
+/// and why it ended.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = session_history)]
 pub struct HistoryRow {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub client_name: Option<String>,
-    pub host: Option<String>,
-    pub location: String,
-    pub created_at: NaiveDateTime,
+    #[diesel(
+        embed,
+        select_expression = record_columns!(session_history),
+        select_expression_type = record_columns!(session_history)
+    )]
+    pub record: SessionRecord,
     pub last_activity: NaiveDateTime,
-    pub created_by: Option<String>,
     pub ended_at: NaiveDateTime,
     pub end_reason: String,
 }

@@ -228,8 +228,12 @@ fn the_consoles_pages_and_counts_judge_state_by_the_activity_table() {
                     assert_eq!(first.len(), 60.min(want as usize), "{what}");
                     let last = first.last().unwrap();
                     let key = match sort {
-                        SortKey::Created => (last.created_at, last.session_id.clone()),
-                        SortKey::LastActivity => (last.last_activity, last.session_id.clone()),
+                        SortKey::Created => {
+                            (last.record.created_at, last.record.session_id.clone())
+                        }
+                        SortKey::LastActivity => {
+                            (last.last_activity, last.record.session_id.clone())
+                        }
                     };
                     let next = sessions_page(&mut conn, &query, &Seek::After(key), 1_000).unwrap();
                     assert_eq!(first.len() + next.len(), want as usize, "{what}");

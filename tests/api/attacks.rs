@@ -36,7 +36,7 @@ fn active_sessions(app: &TestApp, user: &str) -> Vec<sessiond::service::SessionV
     let mut found = Vec::new();
     app.service
         .list_sessions(false, |page| {
-            found.extend(page.iter().filter(|v| v.user_id == user).cloned())
+            found.extend(page.iter().filter(|v| v.record.user_id == user).cloned())
         })
         .unwrap();
     found
@@ -198,7 +198,7 @@ fn behind_a_trusted_proxy_the_console_records_the_forwarded_client_address() {
     );
     let sessions = active_sessions(&app, "root");
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0].host.as_deref(), Some("203.0.113.9"));
+    assert_eq!(sessions[0].record.host.as_deref(), Some("203.0.113.9"));
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn an_untrusted_clients_forwarded_for_is_not_the_consoles_client_address() {
     app.add_user("root", PW, None, &[Right::Administrator]);
     sign_in_status(&app, "root", &[("X-Forwarded-For", "203.0.113.9")]);
     assert_eq!(
-        active_sessions(&app, "root")[0].host.as_deref(),
+        active_sessions(&app, "root")[0].record.host.as_deref(),
         Some("127.0.0.1")
     );
 }

@@ -140,7 +140,7 @@ fn sessions_past_their_lifetime_are_removed_with_their_end_at_the_cap() {
     assert_eq!(info.end_reason.as_deref(), Some("expired"));
     assert_eq!(
         info.ended_at,
-        Some(info.created_at + chrono::Duration::minutes(60))
+        Some(info.record.created_at + chrono::Duration::minutes(60))
     );
 }
 

@@ -29,22 +29,22 @@ impl SessionService {
         if !self.store_session(&row)? {
             log::warn!(
                 "console sign-in of {} refused: disabled meanwhile",
-                row.user_id
+                row.record.user_id
             );
             return Err(ServiceError::AuthenticationFailed);
         }
         log::info!(
             target: SECURITY,
             event = "console_sign_in",
-            user = row.user_id.as_str(),
-            actor = row.user_id.as_str(),
-            client_type = row.client_type.as_str(),
-            host = row.host.as_deref().unwrap_or("-"),
+            user = row.record.user_id.as_str(),
+            actor = row.record.user_id.as_str(),
+            client_type = row.record.client_type.as_str(),
+            host = row.record.host.as_deref().unwrap_or("-"),
             session:% = id;
             "console sign-in succeeded"
         );
         let caller = Caller { session: row, user };
-        let current = caller.session.session_id.clone();
+        let current = caller.session.record.session_id.clone();
         let me = ConsoleUser::of(&caller, self.keys()?.csrf_token(&current));
         Ok((me, self.view(caller.session, Some(&current))))
     }
@@ -53,10 +53,11 @@ impl SessionService {
     /// only for a `console` session whose user still holds a right.
     pub fn console_user(&self, session_id: Option<&SessionId>) -> Result<ConsoleUser> {
         let caller = self.authenticate(&mut *self.conn()?, session_id)?;
-        if caller.session.client_type != CONSOLE_CLIENT_TYPE || !has_any_right(&caller.user) {
+        if caller.session.record.client_type != CONSOLE_CLIENT_TYPE || !has_any_right(&caller.user)
+        {
             return Err(ServiceError::InvalidSession);
         }
-        let csrf = self.keys()?.csrf_token(&caller.session.session_id);
+        let csrf = self.keys()?.csrf_token(&caller.session.record.session_id);
         Ok(ConsoleUser::of(&caller, csrf))
     }
 
@@ -188,10 +189,10 @@ impl SessionService {
             limit,
             |r| {
                 let at = match sort {
-                    SortKey::Created => r.created_at,
+                    SortKey::Created => r.record.created_at,
                     SortKey::LastActivity => r.last_activity,
                 };
-                (at, r.session_id.clone())
+                (at, r.record.session_id.clone())
             },
             |r| self.view(r, Some(&me.session_id)),
         );
@@ -211,7 +212,7 @@ impl SessionService {
         let mut conn = self.conn()?;
         let session = self.shown(self.find_any(&mut conn, session_id, &me.session_id)?)?;
         let filters = HistoryFilters {
-            user_id: Some(session.user_id.clone()),
+            user_id: Some(session.record.user_id.clone()),
             end_reason: None,
         };
         let user_history = queries::history_page(&mut conn, &filters, &Seek::First, RECENT_SHOWN)?
@@ -243,7 +244,7 @@ impl SessionService {
             rows,
             &seek,
             limit,
-            |r| (r.ended_at, r.session_id.clone()),
+            |r| (r.ended_at, r.record.session_id.clone()),
             |r| self.view_ended(r, Some(&me.session_id)),
         ))
     }

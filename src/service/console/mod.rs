@@ -12,8 +12,9 @@
 
 use chrono::NaiveDateTime;
 
-use super::auth::Caller;
-use super::login_stats::MinuteCount;
+pub mod login_stats;
+
+use super::logins::auth::Caller;
 use super::{CallContext, Result, ServiceError, SessionService, SessionView};
 use crate::domain::{
     redact, ClientType, Department, EndReason, Password, Right, SessionId, UserId,
@@ -22,6 +23,7 @@ use crate::store::console::{self as queries, Grouping};
 use crate::store::sessions::State;
 use crate::store::users::{self, UserRow};
 use crate::telemetry::SECURITY;
+use login_stats::MinuteCount;
 
 pub use crate::store::console::{Direction, HistoryFilters, Key, Seek, SessionFilters, SortKey};
 
@@ -51,7 +53,7 @@ impl ConsoleUser {
     fn of(caller: &Caller, csrf: String) -> Self {
         Self {
             user_id: caller.user.user_id.clone(),
-            session_id: caller.session.session_id.clone(),
+            session_id: caller.session.record.session_id.clone(),
             csrf,
             can_end: caller.can_update(),
             can_manage_users: caller.is_admin_without_department(),

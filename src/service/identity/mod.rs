@@ -241,7 +241,7 @@ impl SessionService {
         };
         // The directory is asked without the login turn (which bounds the hashing threads):
         // the next login may have it while this one waits.
-        super::auth::give_back_turn();
+        crate::service::logins::auth::give_back_turn();
         let answer = match directory.check(name.as_str(), password.expose()) {
             Ok(answer) => answer,
             Err(e) => return Ok(Verdict::Unavailable(e)),

@@ -7,15 +7,8 @@ use super::*;
 /// pending in memory belong in the record (docs/behaviour.md §3).
 pub(super) fn history_of(row: SessionRow, ended_at: NaiveDateTime, reason: &str) -> HistoryRow {
     HistoryRow {
-        session_id: row.session_id,
-        user_id: row.user_id,
-        client_type: row.client_type,
-        client_name: row.client_name,
-        host: row.host,
-        location: row.location,
-        created_at: row.created_at,
+        record: row.record,
         last_activity: row.last_activity,
-        created_by: row.created_by,
         ended_at,
         end_reason: reason.to_owned(),
     }
@@ -44,15 +37,21 @@ pub fn end(
             .returning(session_activity::last_activity)
             .get_result(c)
             .optional()?;
-        let stored: Option<Stored> = diesel::delete(sessions::table.find(session_id))
-            .returning(Stored::as_returning())
+        let stored: Option<SessionRecord> = diesel::delete(sessions::table.find(session_id))
+            .returning(SessionRecord::as_returning())
             .get_result(c)
             .optional()?;
-        let Some(stored) = stored else {
+        let Some(record) = stored else {
             return Ok(None);
         };
-        let at = at.unwrap_or(stored.created_at);
-        let row = with_latest(stored.with_activity(at), &latest);
+        let last_activity = at.unwrap_or(record.created_at);
+        let row = with_latest(
+            SessionRow {
+                record,
+                last_activity,
+            },
+            &latest,
+        );
         let record = history_of(row, ended_at, reason);
         diesel::insert_into(session_history::table)
             .values(&record)
@@ -81,9 +80,9 @@ pub fn end_all_of_user(
             session_activity::last_activity,
         ))
         .get_results(c)?;
-        let stored: Vec<Stored> =
+        let stored: Vec<SessionRecord> =
             diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
-                .returning(Stored::as_returning())
+                .returning(SessionRecord::as_returning())
                 .get_results(c)?;
         let rows = rejoin(stored, activity);
         let records: Vec<HistoryRow> = rows

@@ -201,7 +201,7 @@ pub(super) fn end_expired_batch_sqlite(
             .into_iter()
             .map(|r| {
                 let r = with_latest(r, &latest);
-                let at = lifespan.end_of(r.created_at, r.last_activity);
+                let at = lifespan.end_of(r.record.created_at, r.last_activity);
                 history_of(r, at, reason)
             })
             .collect();

@@ -8,7 +8,8 @@
 //! is the one value written all the time (the background store of renewals): there a renewal
 //! rewrites a short row and the one index expiry walks, not the wide row and every index of
 //! `sessions`. Its row goes with the session's (a cascading foreign key). [`SessionRow`]
-//! reads it through a join, so callers see one record.
+//! reads it through a join, beside the session's [`SessionRecord`] (`record.rs`: the one type
+//! that lists a session's columns).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -20,73 +21,43 @@ use super::{on_backend, DbConnection, WriteTransaction};
 mod ending;
 mod expired;
 mod pg_move;
+mod record;
 
 use ending::*;
 pub use ending::{end, end_all_of_user, end_batch, LatestActivity, Scope};
 use expired::*;
 pub use expired::{end_expired_batch, Expiry, ExpiryKey, Lifespan};
 use pg_move::*;
+pub(crate) use record::record_columns;
+pub use record::SessionRecord;
 
-/// A stored session. Selected from `sessions` joined with `session_activity`; inserted into
-/// `sessions` without its last activity, which [`insert`] writes to `session_activity`.
+/// A stored session: its record, selected from `sessions` joined with `session_activity`, and
+/// its last activity. Inserted into `sessions` without the last activity, which [`insert`]
+/// writes to `session_activity`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub client_name: Option<String>,
-    pub host: Option<String>,
-    pub location: String,
-    pub created_at: NaiveDateTime,
+    #[diesel(embed)]
+    pub record: SessionRecord,
     #[diesel(select_expression = session_activity::last_activity, skip_insertion)]
     pub last_activity: NaiveDateTime,
-    pub created_by: Option<String>,
-}
-
-/// A `sessions` row as a delete returns it: everything but the last activity, which the delete
-/// from `session_activity` returns.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = sessions)]
-pub(super) struct Stored {
-    pub session_id: String,
-    pub user_id: String,
-    pub client_type: String,
-    pub client_name: Option<String>,
-    pub host: Option<String>,
-    pub location: String,
-    pub created_at: NaiveDateTime,
-    pub created_by: Option<String>,
-}
-
-impl Stored {
-    pub(super) fn with_activity(self, last_activity: NaiveDateTime) -> SessionRow {
-        SessionRow {
-            session_id: self.session_id,
-            user_id: self.user_id,
-            client_type: self.client_type,
-            client_name: self.client_name,
-            host: self.host,
-            location: self.location,
-            created_at: self.created_at,
-            last_activity,
-            created_by: self.created_by,
-        }
-    }
 }
 
 /// The removed rows of both tables, joined again by ID. A session without an activity row
 /// (none is written without one) counts as last active at its creation.
 pub(super) fn rejoin(
-    stored: Vec<Stored>,
+    stored: Vec<SessionRecord>,
     activity: Vec<(String, NaiveDateTime)>,
 ) -> Vec<SessionRow> {
     let activity: std::collections::HashMap<String, NaiveDateTime> = activity.into_iter().collect();
     stored
         .into_iter()
-        .map(|s| {
-            let at = activity.get(&s.session_id).copied().unwrap_or(s.created_at);
-            s.with_activity(at)
+        .map(|record| SessionRow {
+            last_activity: activity
+                .get(&record.session_id)
+                .copied()
+                .unwrap_or(record.created_at),
+            record,
         })
         .collect()
 }
@@ -104,9 +75,9 @@ pub(super) fn take_sqlite(
                 session_activity::last_activity,
             ))
             .get_results(c)?;
-    let stored: Vec<Stored> =
+    let stored: Vec<SessionRecord> =
         diesel::delete(sessions::table.filter(sessions::session_id.eq_any(ids)))
-            .returning(Stored::as_returning())
+            .returning(SessionRecord::as_returning())
             .get_results(c)?;
     Ok(rejoin(stored, activity))
 }
@@ -150,7 +121,7 @@ pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<()> {
             .execute(conn)?;
         diesel::insert_into(session_activity::table)
             .values((
-                session_activity::session_id.eq(&row.session_id),
+                session_activity::session_id.eq(&row.record.session_id),
                 session_activity::last_activity.eq(row.last_activity),
             ))
             .execute(conn)

@@ -2,15 +2,7 @@
 
 use super::*;
 
-/// The columns a session and its history record share, in the order both tables list them.
-pub(super) const SHARED_COLUMNS: &str =
-    "session_id, user_id, client_type, client_name, host, location, \
-                              created_at, last_activity, created_by";
-
-/// The columns of `sessions` itself: the shared ones but the last activity, which lives in
-/// `session_activity`.
-pub(super) const STORED_COLUMNS: &str =
-    "session_id, user_id, client_type, client_name, host, location, created_at, created_by";
+use super::record::pg_column_list;
 
 /// One value bound to a [`PgMove`] statement.
 pub(super) enum PgArg {
@@ -65,6 +57,9 @@ impl PgMove {
     ) -> QueryResult<Moved> {
         use diesel::sql_types::{BigInt, Text, Timestamp};
         let reason = self.arg(PgArg::Text(reason.to_owned()));
+        // The record's columns, from `sessions` into the history, with the last activity beside.
+        let stored = pg_column_list();
+        let shared = format!("{stored}, last_activity");
         let sql = format!(
             "WITH picked AS (
                  {pick}
@@ -74,13 +69,13 @@ impl PgMove {
                  RETURNING session_id, last_activity
              ), gone AS (
                  DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM picked)
-                 RETURNING {STORED_COLUMNS}
+                 RETURNING {stored}
              ), moved AS (
                  SELECT g.*, COALESCE(a.last_activity, g.created_at) AS last_activity
                  FROM gone g LEFT JOIN activity a USING (session_id)
              ), recorded AS (
-                 INSERT INTO session_history ({SHARED_COLUMNS}, ended_at, end_reason)
-                 SELECT {SHARED_COLUMNS}, {ended_at}, {reason} FROM moved
+                 INSERT INTO session_history ({shared}, ended_at, end_reason)
+                 SELECT {shared}, {ended_at}, {reason} FROM moved
                  RETURNING 1
              ), last AS (
                  SELECT session_id, at FROM picked ORDER BY {last_first} LIMIT 1

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::{chrono_duration, Result, SessionService};
 use crate::domain::EndReason;
+use crate::service::{chrono_duration, Result, SessionService};
 use crate::store::history;
 use crate::store::sessions::{self, Cutoffs};
 use crate::store::DbConnection;

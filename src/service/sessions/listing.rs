@@ -6,9 +6,9 @@
 
 use chrono::NaiveDateTime;
 
-use super::auth::Caller;
-use super::{Result, ServiceError, SessionService, SessionView};
 use crate::domain::SessionId;
+use crate::service::logins::auth::Caller;
+use crate::service::{Result, ServiceError, SessionService, SessionView};
 use crate::store::sessions::{self, Cutoffs, State};
 use crate::store::DbConnection;
 
@@ -143,7 +143,9 @@ impl SessionService {
         if let Some(r) = &mut pages.remaining {
             *r -= fetched;
         }
-        pages.after = rows.last().map(|r| (r.created_at, r.session_id.clone()));
+        pages.after = rows
+            .last()
+            .map(|r| (r.record.created_at, r.record.session_id.clone()));
         rows.into_iter()
             .map(|r| self.shown(self.view(r, Some(&pages.caller))))
             .collect()
@@ -178,7 +180,7 @@ impl SessionService {
         // Listings judge expiry in the database, so it must hold our renewals first.
         self.store_pending_on(conn)?;
         let mut pages = self.pages(state, filters, offset, limit);
-        pages.caller = caller.session.session_id.clone();
+        pages.caller = caller.session.record.session_id.clone();
         pages.dialect = if caller.is_bw() {
             ArrayDialect::Bw
         } else {

@@ -2,8 +2,8 @@
 //! user's, or everyone's) in small batches, and the rule for new passwords. The per-user session
 //! limit joins it here.
 
-use super::{Result, ServiceError, SessionService};
 use crate::domain::{EndReason, Password, UserId};
+use crate::service::{Result, ServiceError, SessionService};
 use crate::store::sessions::{self, Scope};
 use crate::store::users;
 
@@ -16,7 +16,7 @@ impl SessionService {
     /// error, so that a mistyped name is not taken for a user with no sessions.
     pub fn end_sessions_of_user(&self, user_id: &UserId, reason: EndReason) -> Result<usize> {
         if users::find(&mut *self.conn()?, user_id.as_str())?.is_none() {
-            return Err(super::admin::no_user(user_id));
+            return Err(crate::service::admin::no_user(user_id));
         }
         let ended = self.end_in_batches(Scope::User(user_id.as_str()), reason)?;
         log::info!("ended {ended} sessions of {user_id}: {}", reason.as_str());

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Result, ServiceError, SessionService};
 use crate::domain::{ClientType, SessionId};
+use crate::service::{Result, ServiceError, SessionService};
 use crate::store::accounts;
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
@@ -41,7 +41,7 @@ impl Caller {
     }
 
     pub(crate) fn is_bw(&self) -> bool {
-        ClientType::is_bw(&self.session.client_type)
+        ClientType::is_bw(&self.session.record.client_type)
     }
 }
 
@@ -118,11 +118,12 @@ impl SessionService {
             accounts::find_with_user(conn, id.as_str())?.ok_or(ServiceError::InvalidSession)?;
         let now = self.now();
         let alive = !user.disabled
-            && self
-                .cache
-                .renew_if(&session.session_id, session.last_activity, now, |last| {
-                    !self.is_expired(now, session.created_at, last)
-                });
+            && self.cache.renew_if(
+                &session.record.session_id,
+                session.last_activity,
+                now,
+                |last| !self.is_expired(now, session.record.created_at, last),
+            );
         if !alive {
             return Err(ServiceError::InvalidSession);
         }

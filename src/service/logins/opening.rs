@@ -1,10 +1,16 @@
 //! Opening a session: the password login of getSession, getBWSession and startSession, and
 //! storing a new session within its user's cap (docs/behaviour.md §7).
 
-use super::*;
+use crate::domain::{
+    redact, ClientName, ClientType, EndReason, LimitPolicy, Password, SessionId, UserId,
+};
+use crate::service::{CallContext, Result, ServiceError, SessionService, SessionView};
+use crate::store::accounts::{self, Opened};
+use crate::store::sessions::{SessionRecord, SessionRow};
+use crate::telemetry::SECURITY;
 
 impl SessionService {
-    pub(super) fn open_with_password(
+    pub(in crate::service) fn open_with_password(
         &self,
         user_id: Option<&UserId>,
         password: Option<&Password>,
@@ -19,15 +25,18 @@ impl SessionService {
         self.remove_expired()?;
         let (id, row) = self.new_session(&user.user_id, client_type, client_name, ctx, None)?;
         if !self.store_session(&row)? {
-            log::warn!("login of {} refused: disabled meanwhile", row.user_id);
+            log::warn!(
+                "login of {} refused: disabled meanwhile",
+                row.record.user_id
+            );
             return Err(ServiceError::AuthenticationFailed);
         }
         log::info!(
             target: SECURITY,
             event = "login",
-            user = row.user_id.as_str(),
-            client_type = row.client_type.as_str(),
-            host = row.host.as_deref().unwrap_or("-"),
+            user = row.record.user_id.as_str(),
+            client_type = row.record.client_type.as_str(),
+            host = row.record.host.as_deref().unwrap_or("-"),
             source = user.source.as_str(),
             session:% = id;
             "login succeeded"
@@ -44,7 +53,7 @@ impl SessionService {
     /// Active is judged by the stored last activity after this instance's pending renewals are
     /// stored, the same on every instance and what listActiveSessionIds shows; another
     /// instance's renewals are at most the activity lag late.
-    pub(super) fn store_session(&self, row: &SessionRow) -> Result<bool> {
+    pub(in crate::service) fn store_session(&self, row: &SessionRow) -> Result<bool> {
         let now = self.now();
         let cap = self
             .settings
@@ -65,14 +74,14 @@ impl SessionService {
             Opened::Stored { evicted } => {
                 self.telemetry.session_opened();
                 self.cache
-                    .revoke(evicted.iter().map(|r| r.session_id.as_str()));
-                for record in evicted {
+                    .revoke(evicted.iter().map(|r| r.record.session_id.as_str()));
+                for ended in evicted {
                     self.telemetry.session_ended(EndReason::Evicted.as_str(), 1);
                     log::info!(
                         target: SECURITY,
                         event = "session_ended",
-                        session = redact(&record.session_id).as_str(),
-                        user = record.user_id.as_str(),
+                        session = redact(&ended.record.session_id).as_str(),
+                        user = ended.record.user_id.as_str(),
                         reason = EndReason::Evicted.as_str();
                         "session ended"
                     );
@@ -83,7 +92,7 @@ impl SessionService {
             Opened::CapReached => {
                 log::warn!(
                     "login of {} refused: {} active sessions already",
-                    row.user_id,
+                    row.record.user_id,
                     cap.map_or(0, |c| c.max)
                 );
                 Err(ServiceError::SessionLimitReached)
@@ -91,7 +100,7 @@ impl SessionService {
         }
     }
 
-    pub(super) fn new_session(
+    pub(in crate::service) fn new_session(
         &self,
         user_id: &str,
         client_type: ClientType,
@@ -102,15 +111,17 @@ impl SessionService {
         let id = SessionId::generate().map_err(ServiceError::internal)?;
         let now = self.now();
         let row = SessionRow {
-            session_id: id.as_str().to_owned(),
-            user_id: user_id.to_owned(),
-            client_type: client_type.as_str().to_owned(),
-            client_name: client_name.map(ClientName::into_string),
-            host: ctx.host.clone(),
-            location: self.settings.location.clone(),
-            created_at: now,
+            record: SessionRecord {
+                session_id: id.as_str().to_owned(),
+                user_id: user_id.to_owned(),
+                client_type: client_type.as_str().to_owned(),
+                client_name: client_name.map(ClientName::into_string),
+                host: ctx.host.clone(),
+                location: self.settings.location.clone(),
+                created_at: now,
+                created_by,
+            },
             last_activity: now,
-            created_by,
         };
         Ok((id, row))
     }
