@@ -9,7 +9,7 @@ d=$(mktemp -d); cd "$d"
 DATABASE_URL=sqlite://$d/s.db SESSIOND_BIND=127.0.0.1:$port RUST_LOG=warn \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$d/cg.out "$bin" serve >serve.log 2>&1 &
 vg=$!
-for _ in $(seq 120); do curl -s -o /dev/null "http://127.0.0.1:$port/services/SessionService?wsdl" && break; sleep 1; done
+for _ in $(seq 600); do [ -s sessiond-admin-password.txt ] && curl -s -o /dev/null "http://127.0.0.1:$port/services/SessionService?wsdl" && break; sleep 1; done
 pw=$(cat sessiond-admin-password.txt)
 python3 - "$port" "$pw" "$n" "$vg" <<'PY'
 import http.client, re, subprocess, sys
@@ -32,4 +32,5 @@ callgrind_control -d "$vg" >/dev/null
 kill "$vg"; wait "$vg" 2>/dev/null || true
 total=$(grep -h '^totals:' "$d"/cg.out* | awk '{s+=$2} END {print s}')
 echo "$(basename "$bin"): $n validateSession calls, Ir total $total, per call $((total / n))"
+if [ -n "${CALLGRIND_KEEP:-}" ]; then cp "$d"/cg.out* "$CALLGRIND_KEEP"/; fi
 rm -rf "$d"

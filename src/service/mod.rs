@@ -28,6 +28,8 @@ pub mod identity;
 mod logins;
 mod revocation;
 mod sessions;
+/// Listed handles, public for the fuzz target (fuzz/fuzz_targets/handles.rs).
+pub use sessions::handles;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,6 @@ use identity::local::Passwords;
 use identity::lockout::UnknownNames;
 use logins::auth::LoginGate;
 pub use logins::auth::LoginTurn;
-use sessions::handles;
 pub use sessions::listing::{ArrayDialect, SessionFilter, SessionPages};
 pub use sessions::view::SessionView;
 

@@ -6,7 +6,7 @@
 //! tokens).
 
 pub(crate) mod expiry;
-pub(crate) mod handles;
+pub mod handles;
 pub(crate) mod listing;
 pub(crate) mod policy;
 pub(crate) mod view;
