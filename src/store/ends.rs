@@ -26,27 +26,82 @@ diesel::table! {
     }
 }
 
-/// The newest position in the log (the log is never empty, see the migration).
+/// The newest position in the log (the log is never empty, see the migration). On PostgreSQL,
+/// an error when the server no longer takes writes (see [`read_from`]).
 pub fn newest(conn: &mut DbConnection) -> QueryResult<i64> {
-    session_ends::table
-        .select(diesel::dsl::max(session_ends::seq))
-        .first::<Option<i64>>(conn)
-        .map(|m| m.unwrap_or(0))
+    match conn {
+        DbConnection::Postgres(c) => {
+            #[derive(QueryableByName)]
+            struct Newest {
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+                seq: Option<i64>,
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                read_only: bool,
+            }
+            let row: Newest = diesel::sql_query(format!(
+                "SELECT max(seq) AS seq, {READ_ONLY} AS read_only FROM session_ends"
+            ))
+            .get_result(c)?;
+            if row.read_only {
+                return Err(lost(NO_WRITES));
+            }
+            Ok(row.seq.unwrap_or(0))
+        }
+        DbConnection::Sqlite(_) => session_ends::table
+            .select(diesel::dsl::max(session_ends::seq))
+            .first::<Option<i64>>(conn)
+            .map(|m| m.unwrap_or(0)),
+    }
 }
+
+/// Whether the session's server refuses writes, as a column: asked with every read of the log,
+/// so the reader learns that its server was demoted or fenced (the ends are then written on
+/// the new primary, and a reader left here would never see them) in the same round trip.
+const READ_ONLY: &str = "current_setting('transaction_read_only') = 'on'";
+const NO_WRITES: &str = "the server no longer takes writes";
 
 /// Up to `limit` entries from position `from` on, `from` itself included when it is still
 /// there: the caller checks that it is, else the log was trimmed past it (a gap).
+///
+/// On PostgreSQL, an error when the server no longer takes writes, learnt in the same round
+/// trip (every row carries it): under load each round trip of the reader waits for a CPU, and
+/// a reader late by more than the lag leaves the cache answering nothing. A read that finds no
+/// row (a gap) learns nothing of it; the [`newest`] read that follows a gap asks too.
 pub fn read_from(
     conn: &mut DbConnection,
     from: i64,
     limit: i64,
 ) -> QueryResult<Vec<(i64, String)>> {
-    session_ends::table
-        .filter(session_ends::seq.ge(from))
-        .order(session_ends::seq)
-        .limit(limit)
-        .select((session_ends::seq, session_ends::session_id))
-        .load(conn)
+    match conn {
+        DbConnection::Postgres(c) => {
+            #[derive(QueryableByName)]
+            struct Entry {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                seq: i64,
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                session_id: String,
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                read_only: bool,
+            }
+            let rows: Vec<Entry> = diesel::sql_query(format!(
+                "SELECT seq, session_id, {READ_ONLY} AS read_only FROM session_ends \
+                 WHERE seq >= $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind::<diesel::sql_types::BigInt, _>(from)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .load(c)?;
+            if rows.first().is_some_and(|r| r.read_only) {
+                return Err(lost(NO_WRITES));
+            }
+            Ok(rows.into_iter().map(|r| (r.seq, r.session_id)).collect())
+        }
+        DbConnection::Sqlite(_) => session_ends::table
+            .filter(session_ends::seq.ge(from))
+            .order(session_ends::seq)
+            .limit(limit)
+            .select((session_ends::seq, session_ends::session_id))
+            .load(conn),
+    }
 }
 
 #[derive(QueryableByName)]
@@ -123,27 +178,12 @@ impl Feed {
         self.conn.watch(self.timeout)
     }
 
-    /// An error when this connection must be given up for another: the watchdog shut it, a
-    /// failover made every connection stale, or (PostgreSQL, one query) its server no longer
-    /// takes writes (a demoted or fenced primary, a standby): the ends are written on the new
-    /// primary, and a reader left here would never see them.
+    /// An error when this connection must be given up for another: the watchdog shut it, or a
+    /// failover made every connection stale. No round trip: whether its server still takes
+    /// writes comes with each read of the log (see [`read_from`]).
     pub fn check(&mut self) -> QueryResult<()> {
         if self.conn.condemned() {
             return Err(lost("the connection timed out or its server failed over"));
-        }
-        if let DbConnection::Postgres(c) = &mut self.conn.conn {
-            #[derive(QueryableByName)]
-            struct ReadOnly {
-                #[diesel(sql_type = diesel::sql_types::Bool)]
-                read_only: bool,
-            }
-            let row: ReadOnly = diesel::sql_query(
-                "SELECT current_setting('transaction_read_only') = 'on' AS read_only",
-            )
-            .get_result(c)?;
-            if row.read_only {
-                return Err(lost("the server no longer takes writes"));
-            }
         }
         Ok(())
     }
