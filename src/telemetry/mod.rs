@@ -149,6 +149,8 @@ metrics! {
         pub session_cache_hits_total: IntCounter;
         /// validateSession calls the cache could not answer.
         pub session_cache_misses_total: IntCounter;
+        /// validateSession hits that waited for a late revocation reader's read instead of reading the database (PostgreSQL).
+        pub session_cache_waits_total: IntCounter;
         /// Requests to the directory, by operation (connect, service_bind, search, membership, user_bind) and result (ok, invalid_credentials, unreachable, error).
         pub directory_requests_total: IntCounterVec["operation", "result"];
         /// Time a directory request took, by operation.

@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -147,6 +147,10 @@ pub struct SessionCache {
     /// answered or vouched for, so a reader stuck on a dead network, not only one that
     /// failed, stops the hits within the lag. 0: not followed.
     fresh_until: AtomicU64,
+    /// The lag of the last good read, in nanoseconds: how long a miss may wait for the next.
+    lag: AtomicU64,
+    /// Signalled at each good read, for misses that wait for it ([`SessionCache::await_following`]).
+    read: (Mutex<()>, Condvar),
     base: Instant,
 }
 
@@ -169,6 +173,8 @@ impl SessionCache {
             hasher: Default::default(),
             epoch: AtomicU64::new(0),
             fresh_until: AtomicU64::new(0),
+            lag: AtomicU64::new(0),
+            read: (Mutex::new(()), Condvar::new()),
             base: Instant::now(),
         }
     }
@@ -197,7 +203,56 @@ impl SessionCache {
     /// cache may answer until `lag` after that.
     pub fn followed(&self, started: Instant, lag: Duration) {
         let until = self.nanos_since_base(started + lag).max(1);
+        self.lag.store(
+            u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         self.fresh_until.store(until, Ordering::SeqCst);
+        // Under the lock: a waiter checks and sleeps under it, so none misses this.
+        let _held = self.read.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.read.1.notify_all();
+    }
+
+    /// Waits, at most one lag, for the reader to make the cache fresh again, when it follows
+    /// the log but is late (its read is under way on a busy machine); true when fresh. A miss
+    /// that only lacks a fresh read waits for it instead of reading the database: under load
+    /// the database reads of every caller are what makes the reader later still. False at
+    /// once when the reader is not following at all or is late by more than a lag (a lost
+    /// link: the database, or its error, answers).
+    pub fn await_following(&self) -> bool {
+        let until = self.fresh_until.load(Ordering::SeqCst);
+        let lag = self.lag.load(Ordering::Relaxed);
+        let now = self.nanos_since_base(Instant::now());
+        if now < until {
+            return true;
+        }
+        if until == 0 || now - until > lag {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_nanos(lag);
+        let mut held = self.read.0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.is_following() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            held = match self.read.1.wait_timeout(held, left) {
+                Ok((held, _)) => held,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
+    /// Whether a hit on `id` could be answered but for a fresh read of the log: it is here and
+    /// vouched for.
+    pub fn vouches_for(&self, id: &str) -> bool {
+        self.shard(id)
+            .map
+            .get(id)
+            .is_some_and(|e| e.created.is_some())
     }
 
     /// The reader lost the log: clears the cache. True if it was followed until now.

@@ -154,3 +154,61 @@ fn a_large_cache_is_sharded_within_its_capacity() {
     cache.take();
     assert!(cache.len() <= SHARDS * 16);
 }
+
+#[test]
+fn a_miss_waits_for_a_late_reader_only_while_it_is_late_by_less_than_a_lag() {
+    let lag = Duration::from_millis(200);
+    // Never followed: no wait.
+    let cache = SessionCache::new(10);
+    let t = Instant::now();
+    assert!(!cache.await_following());
+    assert!(t.elapsed() < Duration::from_millis(50));
+    // Fresh: at once.
+    cache.followed(Instant::now(), lag);
+    assert!(cache.await_following());
+    // Late by a little: the next good read, made on another thread, ends the wait.
+    cache.followed(Instant::now() - lag - Duration::from_millis(10), lag);
+    assert!(!cache.is_following());
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(40));
+            cache.followed(Instant::now(), lag);
+        });
+        assert!(cache.await_following());
+    });
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(35) && waited < lag,
+        "{waited:?}"
+    );
+    // Late by a little, and no read comes: false after at most a lag.
+    cache.followed(Instant::now() - lag - Duration::from_millis(10), lag);
+    let t = Instant::now();
+    assert!(!cache.await_following());
+    assert!(
+        t.elapsed() >= lag - Duration::from_millis(20),
+        "{:?}",
+        t.elapsed()
+    );
+    // Late by more than a lag (a reader stuck on a lost link): no wait.
+    cache.followed(Instant::now() - 3 * lag, lag);
+    let t = Instant::now();
+    assert!(!cache.await_following());
+    assert!(t.elapsed() < Duration::from_millis(50));
+    // Unfollowed: no wait.
+    cache.followed(Instant::now() - lag - Duration::from_millis(10), lag);
+    cache.unfollowed();
+    assert!(!cache.await_following());
+}
+
+#[test]
+fn only_a_vouched_entry_is_worth_waiting_for() {
+    let cache = followed(10);
+    assert!(!cache.vouches_for("a"));
+    assert!(cache.renew_if("a", at(0), at(1), |_| true));
+    assert!(!cache.vouches_for("a"), "renewed, not vouched");
+    let epoch = cache.epoch();
+    assert!(cache.admit("b", epoch, at(0), at(1), at(2), |_| true));
+    assert!(cache.vouches_for("b"));
+}

@@ -36,6 +36,17 @@ impl SessionService {
         if self.validate_from_memory(id) {
             return Ok(true);
         }
+        // A session vouched for, with the revocation reader a little late: wait for its read
+        // rather than read the database (see `SessionCache::await_following`). Not where reads
+        // are in process (SQLite): there this runs on the HTTP worker, and the read is cheaper.
+        if !self.validate_is_cheap()
+            && self.cache.vouches_for(id.as_str())
+            && self.cache.await_following()
+            && self.validate_from_memory(id)
+        {
+            self.telemetry.metrics.session_cache_waits_total.inc();
+            return Ok(true);
+        }
         self.telemetry.metrics.session_cache_misses_total.inc();
         // Before the read: a revocation processed between the read and the insert keeps the
         // session out of the cache (see `cache`).
