@@ -5,6 +5,7 @@
 //! this lets anyone in; it keeps a list of users readable. ICU4X's normaliser and character
 //! properties do the Unicode work.
 
+use icu_casemap::CaseMapperBorrowed;
 use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_properties::props::{BidiControl, DefaultIgnorableCodePoint, Script};
 use icu_properties::{CodePointMapData, CodePointSetData};
@@ -35,12 +36,15 @@ pub fn suspicious(id: &str) -> Option<&'static str> {
     None
 }
 
-/// The form two IDs share when they look alike: NFKC, lower-cased, NFKC again (lower-casing
-/// can undo a composition), with default-ignorable characters dropped.
+/// The form two IDs share when they look alike: NFKC, case-folded (Unicode's full folding, so
+/// `STRASSE` and `straße` meet), NFKC again (folding can undo a composition), with
+/// default-ignorable characters dropped. This is UAX #31's NFKC_Casefold, less its own table.
 pub fn skeleton(id: &str) -> String {
     let nfkc = ComposingNormalizerBorrowed::new_nfkc();
     let invisible = CodePointSetData::new::<DefaultIgnorableCodePoint>();
-    let folded = nfkc.normalize(id).to_lowercase();
+    let folded = CaseMapperBorrowed::new()
+        .fold_string(&nfkc.normalize(id))
+        .into_owned();
     nfkc.normalize(&folded)
         .chars()
         .filter(|c| !invisible.contains(*c))
@@ -65,6 +69,10 @@ mod tests {
         }
         assert_ne!(skeleton("admins"), skeleton("admin"));
         assert_eq!(skeleton("Ǆ"), skeleton("dž"));
+        // Full case folding, not lower-casing: these differ under `to_lowercase`.
+        assert_eq!(skeleton("STRASSE"), skeleton("straße"));
+        assert_eq!(skeleton("ΣΊΣΥΦΟΣ"), skeleton("σίσυφος"));
+        assert_eq!(skeleton("ﬁle"), skeleton("FILE"));
     }
 
     #[test]
