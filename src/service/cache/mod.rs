@@ -235,6 +235,9 @@ impl SessionCache {
             if self.is_following() {
                 return true;
             }
+            if self.fresh_until.load(Ordering::SeqCst) == 0 {
+                return false;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -259,6 +262,9 @@ impl SessionCache {
     pub fn unfollowed(&self) -> bool {
         let was = self.fresh_until.swap(0, Ordering::SeqCst) != 0;
         self.clear();
+        // Waiting misses go to the database now rather than at the end of their wait.
+        let _held = self.read.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.read.1.notify_all();
         was
     }
 
