@@ -6,25 +6,29 @@
 //! empty; one that names a different operation of the contract is a Client fault; one that names
 //! nothing of ours is ignored.
 
+use std::borrow::Cow;
+
 use super::envelope::charset_is_utf8;
 use super::fault::{Fault, FaultCode};
 use super::{Operation, SoapVersion, NS};
 
-/// A request's media type: essence and parameters, names in lower case, quotes removed.
+/// A request's media type: essence and parameters, names in lower case, quotes removed. It
+/// borrows the header's text (a name is copied only when it holds upper case): it is read for
+/// every request, validateSession's included.
 ///
 /// Parsed by hand: the `mime` crate refuses what SOAP 1.2 stacks really send, such as an
 /// unquoted `action=urn:sessiond:session:1/getSession` (':' is not a token character), and a
 /// refusal there would silently drop the action and charset checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaType {
-    pub essence: String,
-    params: Vec<(String, String)>,
+pub struct MediaType<'a> {
+    pub essence: Cow<'a, str>,
+    params: Vec<(Cow<'a, str>, &'a str)>,
 }
 
-impl MediaType {
-    pub fn parse(value: &str) -> Option<Self> {
-        let mut parts = split_unquoted(value, ';').into_iter();
-        let essence = parts.next()?.trim().to_ascii_lowercase();
+impl<'a> MediaType<'a> {
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut parts = split_unquoted(value, ';');
+        let essence = lower(parts.next()?.trim());
         let params = parts
             .filter_map(|p| {
                 let (k, v) = p.split_once('=')?;
@@ -33,36 +37,45 @@ impl MediaType {
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
                     .unwrap_or(v);
-                Some((k.trim().to_ascii_lowercase(), v.to_owned()))
+                Some((lower(k.trim()), v))
             })
             .collect();
         Some(Self { essence, params })
     }
 
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+/// The text in ASCII lower case, copied only when it has an upper-case letter.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 
 /// Splits at `sep` outside double quotes.
-fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in s.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c == sep && !quoted => {
-                parts.push(&s[start..i]);
-                start = i + 1;
+fn split_unquoted(s: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut quoted = false;
+        for (i, c) in text.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                c if c == sep && !quoted => {
+                    rest = Some(&text[i + c.len_utf8()..]);
+                    return Some(&text[..i]);
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    parts.push(&s[start..]);
-    parts
+        rest = None;
+        Some(text)
+    })
 }
 
 /// The version to answer in before the envelope says: what the media type announces.
@@ -161,6 +174,12 @@ mod tests {
         assert_eq!(quoted.param("action"), Some("a;b"));
         assert_eq!(version_hint(Some(&quoted)), SoapVersion::V11);
         assert_eq!(version_hint(None), SoapVersion::V11);
+        // Values keep their case; empty parts and a trailing ';' are nothing.
+        let m = MediaType::parse("TEXT/XML;; ACTION=\"Urn:X;Y\" ;").unwrap();
+        assert_eq!(m.essence, "text/xml");
+        assert_eq!(m.param("action"), Some("Urn:X;Y"));
+        assert_eq!(m.param("charset"), None);
+        assert_eq!(MediaType::parse("").unwrap().essence, "");
     }
 
     #[test]
