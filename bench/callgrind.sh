@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: bench/callgrind.sh BINARY [CALLS] [PORT]  (needs valgrind, curl, python3; SQLite in a temp dir)
+# CALLGRIND_KEEP=DIR keeps the callgrind output files there (for callgrind_annotate).
 # Instructions per validateSession call, counted by callgrind (repeatable whatever the load):
 # the server runs under callgrind with instrumentation off; it is switched on for N calls over
 # one keep-alive connection and off again; Ir / N is the figure.
