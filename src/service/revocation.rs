@@ -112,8 +112,16 @@ impl SessionService {
             });
         drop(watch);
         // Half the lag between reads: an end whose notification was lost (or, on SQLite, that
-        // no notification announces) is read well within the lag.
-        let turn = turn.and_then(|()| feed.wait(lag / 2));
+        // no notification announces) is read well within the lag. A read that took longer than
+        // the lag left the cache stale even once done: read again at once, since calls are
+        // waiting for a fresh read (`SessionCache::await_following`).
+        let turn = turn.and_then(|()| {
+            if self.cache.is_following() {
+                feed.wait(lag / 2)
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = &turn {
             self.telemetry.metrics.revocation_read_failures_total.inc();
             if self.cache.unfollowed() {

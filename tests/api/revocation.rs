@@ -317,6 +317,78 @@ fn kill_listeners(app: &TestApp) -> usize {
     killed.len()
 }
 
+fn waits(app: &TestApp) -> u64 {
+    app.service
+        .telemetry()
+        .metrics
+        .session_cache_waits_total
+        .get()
+}
+
+/// PostgreSQL: while the revocation reader is late by less than a lag (here its read waits
+/// behind a lock on the log; on a loaded machine it waits for a CPU), a validate of a cached
+/// session waits for that read and is answered from memory: none reads the database, whose
+/// reads under load are what keeps the reader late.
+#[test]
+#[ignore = "needs PostgreSQL: SESSIOND_TEST_BACKEND=postgres cargo test --test api -- --ignored"]
+fn a_late_reader_makes_validates_wait_for_its_read_instead_of_reading_the_database() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    // A lag of a second, so the lock below makes the reader late by less than one.
+    let app = spawn_app_with(|c| c.revocation_lag = Duration::from_secs(1));
+    assert_eq!(
+        app.db.url.backend,
+        Backend::Postgres,
+        "this test locks a PostgreSQL table: run it with SESSIOND_TEST_BACKEND=postgres"
+    );
+    app.add_user("alice", PW, None, &[]);
+    let id = app.get_session("alice", PW);
+    let deadline = std::time::Instant::now() + REVOCATION_PATIENCE;
+    loop {
+        let before = hits(&app);
+        assert!(app.validate(&id));
+        if hits(&app) > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never a cache hit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (misses_before, waits_before) = (misses(&app), waits(&app));
+    let mut locker = diesel::PgConnection::establish(&app.db.url.target).unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE session_ends IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // Held 1.2 s, on a thread of its own: the reader (a read every half lag) goes stale 0.5 to
+    // 1 s into it, and a call waits at most a lag from then, so every wait ends with the lock.
+    let held = std::time::Instant::now();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        locker.batch_execute("COMMIT").unwrap();
+    });
+    let mut slowest = Duration::ZERO;
+    while held.elapsed() < Duration::from_millis(1500) {
+        let t = std::time::Instant::now();
+        assert!(app.validate(&id), "valid while the reader is late");
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    release.join().unwrap();
+    assert!(app.validate(&id));
+    assert_eq!(
+        misses(&app) - misses_before,
+        0,
+        "a validate read the database while the reader was late"
+    );
+    assert!(
+        waits(&app) > waits_before,
+        "no validate waited for the late reader (slowest call {slowest:?})"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a validate took {slowest:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs PostgreSQL: SESSIOND_TEST_BACKEND=postgres cargo test --test api -- --ignored"]
 fn with_the_listener_connection_killed_an_end_is_still_refused_within_the_lag() {
