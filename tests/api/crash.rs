@@ -163,3 +163,45 @@ fn a_server_killed_with_sigkill_under_load_loses_no_session_whose_answer_was_rec
         );
     }
 }
+
+/// docs/behaviour.md §3: kill -9 loses at most one activity lag of renewals. A session is
+/// renewed for 4 s under a 6 s timeout and a 500 ms lag, the server is killed with SIGKILL a
+/// second after the last renewal, and started again: 4.5 s after that renewal the session is
+/// still valid, which it could only be if the renewals were stored (from its login alone it
+/// expired 2.5 s before). Both backends.
+#[test]
+fn kill_9_loses_at_most_one_activity_lag_of_renewals() {
+    let db = TestDb::new();
+    let url = match db.url.backend {
+        Backend::Sqlite => format!("sqlite://{}", db.url.target),
+        Backend::Postgres => db.url.target.clone(),
+    };
+    let site = Site::bare()
+        .with("DATABASE_URL", &url)
+        .with("SESSIOND_BIND", "127.0.0.1:0")
+        .with("SESSIOND_SESSION_TIMEOUT", "6s")
+        .with("SESSIOND_ACTIVITY_LAG", "500ms");
+    site.add_user("alice", PW);
+    let mut server = site.serve();
+    let id = server.get_session("alice", PW);
+    let login = std::time::Instant::now();
+    while login.elapsed() < Duration::from_secs(4) {
+        assert!(server.validate(&id));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.validate(&id));
+    let last = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    server.stop(); // SIGKILL: nothing pending is stored on the way out
+    let server = site.serve();
+    let check = last + Duration::from_millis(4500);
+    std::thread::sleep(check.saturating_duration_since(std::time::Instant::now()));
+    assert!(
+        login.elapsed() > Duration::from_secs(6),
+        "the check must come after the login alone would have expired"
+    );
+    assert!(
+        server.validate(&id),
+        "renewals older than one lag were lost with the kill"
+    );
+}
